@@ -1,0 +1,1 @@
+"""claimsflow's Airflow adapters: hooks, operators and sensors over the domain code in `include/`."""
