@@ -33,13 +33,14 @@ def check_data_root(root: Path) -> int:
     except OSError as exc:
         raise ConfigurationError(f"the data root is not writable: {exc.strerror}", source=str(root)) from exc
     finally:
-        probe.unlink(missing_ok=True)
+        if probe.is_file():
+            probe.unlink()
     return shutil.disk_usage(root).free
 
 
 def run_healthcheck(conn: psycopg.Connection, data_root: Path, run: RunInfo, rows: int = 10_000) -> dict[str, Any]:
     """Run every check, record the result, and return it. Raises on the first failed check."""
-    ensure_meta_schema(conn)
+    data_root = Path(data_root)
     server_version = conn.execute("SHOW server_version").fetchone()[0]
     hll = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'hll'").fetchone()
     if hll is None:
@@ -48,6 +49,7 @@ def run_healthcheck(conn: psycopg.Connection, data_root: Path, run: RunInfo, row
             source=conn.info.dbname,
         )
     free = check_data_root(data_root)
+    ensure_meta_schema(conn)
 
     conn.execute(read_sql("meta/healthcheck_probe.sql"))
     started = time.perf_counter()

@@ -6,7 +6,7 @@ import copy
 import json
 import os
 
-from tests.dagrun import run_dag, task_states
+from claimsflow_airflow.local_run import run_dag, task_states
 
 
 def test_healthcheck_dag_writes_to_postgres_through_the_connection(dagbag, pg, capfd):
