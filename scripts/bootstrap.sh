@@ -21,6 +21,8 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 
+as_postgres() { $SUDO runuser -u postgres -- "$@"; }  # the server tools refuse to run as root
+
 APT_UPDATED=""
 apt_install() {  # installs the named Debian packages that are not installed yet
   local missing=() p
@@ -60,7 +62,15 @@ step_venv() {
 }
 
 # ---------------------------------------------------------------------------------------------------
-# 2. PostgreSQL + hll.
+# 2. Command-line tools the bundle calls: readstat writes the sandbox's SAS7BDAT files (pyreadstat
+#    reads SAS7BDAT but cannot write it).
+step_tools() {
+  command -v readstat >/dev/null || apt_install readstat
+  command -v curl >/dev/null || apt_install curl
+}
+
+# ---------------------------------------------------------------------------------------------------
+# 3. PostgreSQL + hll.
 pg_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 # The postgres system user runs the server (initdb refuses root), so the cluster must sit where that
@@ -69,7 +79,7 @@ choose_pg_root() {
   local candidate="$LOCAL/pg" fallback
   fallback="/var/tmp/claimsflow-pg-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
   if [ -e "$LOCAL/pg-root" ]; then cat "$LOCAL/pg-root"; return; fi
-  if runuser -u postgres -- test -x "$LOCAL" 2>/dev/null && [ ${#candidate} -lt 80 ]; then
+  if as_postgres test -x "$LOCAL" 2>/dev/null && [ ${#candidate} -lt 80 ]; then
     echo "$candidate"
   else
     echo "$fallback"
@@ -89,18 +99,18 @@ step_postgres_managed() {
   pgroot="$(choose_pg_root)"
   echo "$pgroot" >"$LOCAL/pg-root"
   data="$pgroot/data"
-  mkdir -p "$pgroot/run"
-  chown postgres: "$pgroot" "$pgroot/run"
-  chmod 700 "$pgroot"
+  $SUDO mkdir -p "$pgroot/run"
+  $SUDO chown postgres: "$pgroot" "$pgroot/run"
+  $SUDO chmod 700 "$pgroot"
   [ -s "$LOCAL/pg-superuser.password" ] || (umask 077; random_secret >"$LOCAL/pg-superuser.password")
   [ -s "$LOCAL/pg-claimsflow.password" ] || (umask 077; random_secret >"$LOCAL/pg-claimsflow.password")
 
   if [ ! -s "$data/PG_VERSION" ]; then
     log "initialising a private PostgreSQL $ver cluster in $data"
-    install -o postgres -m 600 "$LOCAL/pg-superuser.password" "$pgroot/pwfile"
-    runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres -A scram-sha-256 --pwfile="$pgroot/pwfile" \
+    $SUDO install -o postgres -m 600 "$LOCAL/pg-superuser.password" "$pgroot/pwfile"
+    as_postgres "$bin/initdb" -D "$data" -U postgres -A scram-sha-256 --pwfile="$pgroot/pwfile" \
       -E UTF8 --locale=C >"$LOCAL/initdb.log"
-    rm -f "$pgroot/pwfile"
+    $SUDO rm -f "$pgroot/pwfile"
   fi
 
   if [ -s "$LOCAL/pg-port" ]; then
@@ -111,12 +121,12 @@ step_postgres_managed() {
     echo "$port" >"$LOCAL/pg-port"
   fi
 
-  if runuser -u postgres -- "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  if as_postgres "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     log "PostgreSQL running on 127.0.0.1:$port"
   else
     port_free "$port" || die "port $port is taken by another server: set CLAIMSFLOW_PG_PORT or free it (rm $LOCAL/pg-port to pick anew)"
     log "starting PostgreSQL on 127.0.0.1:$port"
-    runuser -u postgres -- "$bin/pg_ctl" -D "$data" -l "$pgroot/server.log" -w -t 60 \
+    as_postgres "$bin/pg_ctl" -D "$data" -l "$pgroot/server.log" -w -t 60 \
       -o "-p $port -k $pgroot/run -c listen_addresses=127.0.0.1" start >/dev/null \
       || die "PostgreSQL did not start; see $pgroot/server.log"
   fi
@@ -138,7 +148,7 @@ step_postgres() {
 }
 
 # ---------------------------------------------------------------------------------------------------
-# 3. Airflow metadata schema and pools, for both profiles (dev: demo/UI; test: the pytest suite).
+# 4. Airflow metadata schema and pools, for both profiles (dev: demo/UI; test: the pytest suite).
 step_airflow() {
   local profile
   for profile in dev test; do
@@ -161,6 +171,7 @@ step_airflow() {
 
 started=$(date +%s)
 step_venv
+step_tools
 step_postgres
 step_airflow
 log "ready in $(( $(date +%s) - started )) s"
