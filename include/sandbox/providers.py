@@ -14,8 +14,9 @@ that says where a resolver can find it:
     nowhere         valid check digit, known to nobody (API answers result_count 0)
     invalid         fails the Luhn check: must never be sent to the API
 
-Providers spending_npis .. nppes_rows-1 (minus the spending ones not in the monthly file) fill the
-monthly file: real NPPES has millions of providers that bill no Medicaid.
+Providers spending_npis .. nppes_rows-1 are "filler": in the monthly file only (real NPPES has
+millions of providers that bill no Medicaid). The monthly file therefore holds the spending providers
+in IN_MONTHLY plus `filler_indexes()`, a little under nppes_rows rows.
 """
 
 from __future__ import annotations
@@ -317,3 +318,40 @@ def api_result(p: Provider) -> dict:
             {"organization_name": name, "code": code, "type": "Other Name"} for name, code in p.other_names
         ],
     }
+
+
+def filler_indexes(spending_npis: int, nppes_rows: int) -> range:
+    return range(spending_npis, max(spending_npis, nppes_rows))
+
+
+# make_npi's affine map x = (index * 48_271 + 12_345_679) mod 2e8 is a bijection (48_271 is prime to 2e8),
+# so an NPI leads back to its provider index: the API server answers for any scale without a lookup file.
+_NPI_SPACE = 200_000_000
+_MULTIPLIER_INVERSE = pow(48_271, -1, _NPI_SPACE)
+
+
+def index_of_npi(npi: str) -> int | None:
+    """The provider index whose NPI is `npi` (valid or planted-invalid), or None if no index maps to it."""
+    if len(npi) != 10 or not npi.isdigit():
+        return None
+    x = int(npi[:9]) - 100_000_000
+    if not 0 <= x < _NPI_SPACE:
+        return None
+    index = ((x - 12_345_679) * _MULTIPLIER_INVERSE) % _NPI_SPACE
+    return index
+
+
+def api_provider(seed: int, npi: str, spending_npis: int, nppes_rows: int) -> Provider | None:
+    """What the NPI Registry API knows about `npi`: the provider (its latest revision) or None.
+
+    The API knows every spending provider in API_KNOWS and every monthly filler provider; it never
+    knows planted-invalid NPIs or the `nowhere` ones.
+    """
+    index = index_of_npi(npi)
+    if index is None or index >= max(spending_npis, nppes_rows):
+        return None
+    category = category_of(seed, index, spending_npis)
+    if category != "filler" and category not in API_KNOWS:
+        return None
+    p = provider(seed, index, spending_npis, version=1 if category == "weekly_update" else 0)
+    return p if p.npi == npi else None
