@@ -71,3 +71,31 @@ def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sandbox(tmp_path_factory) -> Path:
+    """A generated `tiny` sandbox, shared by the session (read-only: copy before changing it)."""
+    from include.sandbox.generate import generate
+
+    out = tmp_path_factory.mktemp("sandbox")
+    generate(out, "tiny", seed=1)
+    return out
+
+
+@pytest.fixture
+def sandbox_copy(tiny_sandbox, tmp_path) -> Path:
+    """A private copy of the tiny sandbox a test may change (publish a month, damage a file)."""
+    import shutil
+
+    dest = tmp_path / "sandbox"
+    shutil.copytree(tiny_sandbox, dest)
+    return dest
+
+
+@pytest.fixture
+def sandbox_server(tiny_sandbox):
+    from include.sandbox.server import SandboxServer
+
+    with SandboxServer(tiny_sandbox) as server:
+        yield server

@@ -33,3 +33,15 @@ class DatabaseError(ClaimsflowError):
 
 class InvalidIdentifier(DatabaseError):
     """A schema/table/column name (often derived from a file name) is not safe to use."""
+
+
+class HttpError(ClaimsflowError):
+    """An HTTP endpoint failed for good (after retries), or answered something unusable."""
+
+    def __init__(self, message: str, *, source: str | None = None, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message, source=source)
+
+
+class DownloadError(ClaimsflowError):
+    """A file could not be fetched, verified or extracted; the partial work is kept or quarantined."""

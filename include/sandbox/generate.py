@@ -23,9 +23,8 @@ PARTS: dict[str, str] = {
     "nppes": "include.sandbox.nppes",
     "medicaid": "include.sandbox.medicaid",
     "cpt": "include.sandbox.cpt",
-    "hop_teaming": "include.sandbox.hop_teaming",
-    "medicare": "include.sandbox.medicare",
 }
+# Still to come (issue 4): "hop_teaming" (DocGraph yearly zips) and "medicare" (FTS + fixed-width, SAS7BDAT).
 
 
 @dataclass

@@ -1,0 +1,14 @@
+"""The Assets that wire claimsflow's DAGs: each names a data set, not the task that writes it.
+
+Producers emit an event with `extra` naming the file and its version; consumers schedule on them.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset
+
+RAW_MEDICAID_SPENDING = Asset(name="raw_medicaid_spending", uri="x-claimsflow://raw/medicaid/spending")
+RAW_NPPES = Asset(name="raw_nppes", uri="x-claimsflow://raw/nppes")
+RAW_CPT_FALLBACK = Asset(name="raw_cpt_fallback", uri="x-claimsflow://raw/cpt/cpt_hcpcs_fallback")
+RAW_NUCC_TAXONOMY = Asset(name="raw_nucc_taxonomy", uri="x-claimsflow://raw/nucc/taxonomy")
+RAW_HOP_TEAMING = Asset(name="raw_hop_teaming", uri="x-claimsflow://raw/hop_teaming")

@@ -1,0 +1,66 @@
+"""(Not named http.py: Airflow imports every plugins/ file under its bare stem, which would shadow the
+stdlib `http`.)
+
+The HTTP hook of every external endpoint: an Airflow connection in, a rate-limited, retrying
+`include.http.client.HttpClient` out.
+
+Connection fields: host (a host name, or a full base URL), schema (http/https, default https), port,
+login/password (basic auth, never logged), and extras:
+
+    {"rate_limit": 2.0, "burst": 2, "timeout": 60, "connect_timeout": 10, "retries": 5, "backoff": 1.0,
+     "headers": {"X-Api-Key": "..."}}
+
+Concurrency across tasks is capped by the Airflow pool of the endpoint (config/pools.json); the rate
+limit here paces the requests of one task.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.bases.hook import BaseHook
+
+from include.http.client import HttpClient, RetryPolicy
+
+
+class ClaimsflowHttpHook(BaseHook):
+    conn_name_attr = "http_conn_id"
+    default_conn_name = "http_default"
+    conn_type = "http"
+    hook_name = "claimsflow HTTP"
+
+    def __init__(self, http_conn_id: str = default_conn_name, *, rate_limit: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.http_conn_id = http_conn_id
+        self.rate_limit = rate_limit
+
+    def base_url(self, conn: Any) -> str:
+        host = (conn.host or "").strip()
+        if "://" in host:
+            base = host.rstrip("/")
+        else:
+            scheme = (conn.schema or "https").strip() or "https"
+            base = f"{scheme}://{host}"
+            if conn.port:
+                base += f":{conn.port}"
+        return base
+
+    def get_client(self) -> HttpClient:
+        conn = self.get_connection(self.http_conn_id)
+        extra = conn.extra_dejson or {}
+        retry = RetryPolicy(attempts=int(extra.get("retries", 5)), backoff=float(extra.get("backoff", 1.0)))
+        timeout = (float(extra.get("connect_timeout", 10)), float(extra.get("timeout", 60)))
+        rate = self.rate_limit if self.rate_limit is not None else extra.get("rate_limit")
+        auth = (conn.login, conn.password) if conn.login else None
+        return HttpClient(
+            self.base_url(conn),
+            rate_limit=float(rate) if rate else None,
+            burst=int(extra["burst"]) if extra.get("burst") else None,
+            timeout=timeout,
+            retry=retry,
+            headers=dict(extra.get("headers") or {}),
+            auth=auth,
+        )
+
+    def get_conn(self) -> HttpClient:
+        return self.get_client()
