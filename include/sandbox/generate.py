@@ -17,6 +17,9 @@ from include.sandbox.core import SCALES, Manifest, Scale
 
 log = logging.getLogger("claimsflow.sandbox")
 
+# Bumped whenever a generator's output changes, so `make demo` regenerates an outdated sandbox.
+SANDBOX_VERSION = 2
+
 # name -> module; the order is the generation order.
 PARTS: dict[str, str] = {
     "nucc": "include.sandbox.nucc",
@@ -59,5 +62,7 @@ def generate(out: Path, scale: str | Scale = "tiny", seed: int = 1, only: list[s
         started = time.monotonic()
         importlib.import_module(module).generate(ctx)
         log.info("sandbox %s generated in %.1fs", name, time.monotonic() - started)
+    manifest.count("sandbox.version", SANDBOX_VERSION)
+    manifest.count("sandbox.parts", [name for name in PARTS if not only or name in only])
     manifest.write(out)
     return manifest
