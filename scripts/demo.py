@@ -25,8 +25,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins"), str(ROOT / "scripts")]
 # (dag_id, run conf): the order in which a user would run them.
 DEMO_RUNS: list[tuple[str, dict]] = [
     ("claimsflow_healthcheck", {"rows": 100_000}),
-    # Hop Teaming joins the demo when the sandbox generates it (issue 4).
-    ("claimsflow_download", {"sources": ["medicaid", "nppes", "cpt", "nucc"]}),
+    # Hop Teaming is licensed: users place the zips in a folder, here the sandbox's.
+    ("claimsflow_download", {"sources": ["medicaid", "nppes", "cpt", "nucc", "hop_teaming"],
+                             "hop_teaming_location": "{sandbox}/restricted/hop_teaming"}),
 ]
 
 
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         for dag_id, conf in DEMO_RUNS:
             started = time.monotonic()
             print(f"[demo] running {dag_id} {conf}", flush=True)
+            conf = {k: v.format(sandbox=sandbox) if isinstance(v, str) else v for k, v in conf.items()}
             dag_run = run_dag(load_dag(dag_id), run_conf=conf)
             states = task_states(dag_run)
             if dag_run.state != "success":

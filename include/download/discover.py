@@ -94,6 +94,24 @@ class NppesListing:
         return sorted(b for b in self.weekly if b.period_end >= monthly.period_start)
 
 
+def newer_monthly(listing: NppesListing, known_version: str | None) -> NppesBundle | None:
+    """The latest monthly bundle on the index page when it is newer than `known_version` (the newest
+    monthly already fetched, 'YYYY-MM', or None when nothing was fetched yet); else None.
+
+    Versions compare as 'YYYY-MM' strings, so an index page that still (or again) shows an older month
+    than the one on disk is "nothing new", never a downgrade."""
+    latest = listing.latest_monthly
+    if known_version is None or latest.version > known_version.strip():
+        return latest
+    return None
+
+
+def release_bundles(listing: NppesListing, monthly: NppesBundle) -> list[NppesBundle]:
+    """What a refresh fetches for a new monthly bundle: the bundle itself, then the weekly bundles that
+    post-date it (oldest first), as the download DAG does."""
+    return [monthly, *listing.weekly_after(monthly)]
+
+
 def nppes_bundles(page: str, page_url: str) -> NppesListing:
     """The V2 monthly and weekly bundles linked from the NPPES index page, newest first (sorted by the
     date in the name, not by page position). Deactivation reports and V1 files are ignored."""

@@ -18,7 +18,7 @@ from include.sandbox.core import SCALES, Manifest, Scale
 log = logging.getLogger("claimsflow.sandbox")
 
 # Bumped whenever a generator's output changes, so `make demo` regenerates an outdated sandbox.
-SANDBOX_VERSION = 2
+SANDBOX_VERSION = 3
 
 # name -> module; the order is the generation order.
 PARTS: dict[str, str] = {
@@ -26,8 +26,9 @@ PARTS: dict[str, str] = {
     "nppes": "include.sandbox.nppes",
     "medicaid": "include.sandbox.medicaid",
     "cpt": "include.sandbox.cpt",
+    "hop_teaming": "include.sandbox.hop_teaming",
+    "medicare": "include.sandbox.medicare",
 }
-# Still to come (issue 4): "hop_teaming" (DocGraph yearly zips) and "medicare" (FTS + fixed-width, SAS7BDAT).
 
 
 @dataclass

@@ -104,7 +104,24 @@ def nppes_bundles(context: Any) -> list[dict]:
             log.info("no weekly bundle after %s on the index page", monthly.version)
     bundles = [monthly, *weekly]
     log.info("NPPES bundles to fetch: %s", ", ".join(f"{b.kind} {b.version}" for b in bundles))
-    return [{"kind": b.kind, "url": b.url, "version": b.version} for b in bundles]
+    return [bundle_ref(b) for b in bundles]
+
+
+def bundle_ref(bundle: discover.NppesBundle) -> dict:
+    """A bundle as it travels through XCom (and into `nppes_bundle`)."""
+    return {"kind": bundle.kind, "url": bundle.url, "version": bundle.version}
+
+
+def nppes_release_bundles(release: dict) -> list[dict]:
+    """The bundles of a new release found by the NppesReleaseSensor (its XCom value): the monthly bundle
+    and the weekly ones after it. Each is re-parsed from its URL, so a mangled XCom fails here."""
+    bundles = [bundle_ref(sources.pinned_bundle(b["url"], b["kind"])) for b in release["bundles"]]
+    if not bundles or bundles[0]["kind"] != "monthly":
+        raise DownloadError(f"the release names no monthly bundle first: {release['bundles']!r}",
+                            source=release.get("index_url"))
+    log.info("new NPPES release %s (known: %s); bundles to fetch: %s", release["version"],
+             release.get("known_version") or "none", ", ".join(f"{b['kind']} {b['version']}" for b in bundles))
+    return bundles
 
 
 def nppes_bundle(context: Any, bundle: dict) -> dict:
@@ -120,11 +137,15 @@ def nppes_bundle(context: Any, bundle: dict) -> dict:
             "bytes_transferred": outcome.fetch.bytes_transferred}
 
 
-def publish_nppes(context: Any, bundles: list[dict]) -> dict:
+def publish_nppes(context: Any, bundles: list[dict], release: dict | None = None) -> dict:
+    """The RAW_NPPES event: the monthly bundle's version, its files and the weekly bundles. With the
+    refresh sensor's `release`, also the version it replaces (`previous_version`)."""
     monthly = [b for b in bundles if b["kind"] == "monthly"]
     weekly = sorted((b for b in bundles if b["kind"] == "weekly"), key=lambda b: b["version"])
     extra = {"monthly": monthly[0] if monthly else None, "weekly": weekly,
              "version": monthly[0]["version"] if monthly else None}
+    if release is not None:
+        extra["previous_version"] = release.get("known_version")
     context["outlet_events"][assets.RAW_NPPES].extra = extra
     return extra
 
