@@ -217,8 +217,8 @@ def _months(r: random.Random, kind: str) -> list[bool]:
 @dataclass
 class YearStats:
     summary_records: int = 0
-    benes: set[str] = field(default_factory=set)
-    enrollments: set[tuple[str, str]] = field(default_factory=set)
+    benes: int = 0  # counted per beneficiary as it is written (a beneficiary lives in one chunk): no sets,
+    enrollments: int = 0  # so memory stays flat at any population size
     defects: dict[str, int] = field(default_factory=dict)
     typos: dict[str, list[str]] = field(default_factory=lambda: {"dob": [], "sex": []})
     admissions_records: int = 0
@@ -457,6 +457,7 @@ def generate_year(ctx, year: int, geo: dict[str, list[County]], size: int, years
             if b.typo and b.typo[0] == year:
                 stats.typos[b.typo[1]].append(b.bene_id)
             n_adm = _draw_admissions(r)
+            valid_states: set[str] = set()
             for k, (county, zip9) in enumerate(places):
                 rec = summary_record(b, year, county, zip9, r)
                 valid_state = True
@@ -467,9 +468,8 @@ def generate_year(ctx, year: int, geo: dict[str, list[County]], size: int, years
                     rec["age"] = 999
                     stats.hit("enrl_age_out_of_range", b.bene_id)
                 summary.append(rec)
-                stats.benes.add(b.bene_id)
                 if valid_state:
-                    stats.enrollments.add((b.bene_id, county.ssa2))
+                    valid_states.add(county.ssa2)
                 if rec["dod"]:
                     stats.deaths += 1
                 if stats.plant("enrl_duplicate", r_def):
@@ -496,6 +496,8 @@ def generate_year(ctx, year: int, geo: dict[str, list[County]], size: int, years
                             broken["adm"], broken["los"] = None, None
                             admissions.append(broken)
                             stats.hit("adm_missing_date", b.bene_id)
+            stats.benes += 1
+            stats.enrollments += len(valid_states)
             if stats.plant("adm_dangling", r_def):
                 ghost = _ghost(seed, size, ghosts)
                 ghosts += 1
@@ -627,8 +629,8 @@ class _Sinks:
             "files": files,
             "summary": {
                 "records": stats.summary_records,
-                "beneficiaries": len(stats.benes),
-                "enrollments": len(stats.enrollments),
+                "beneficiaries": stats.benes,
+                "enrollments": stats.enrollments,
                 "deaths": stats.deaths,
                 "duplicate_records": d.get("enrl_duplicate", 0),
                 "invalid_state_records": stats.records_with_state_99,

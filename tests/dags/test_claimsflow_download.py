@@ -87,3 +87,62 @@ def test_missing_index_link_fails_the_run_and_records_it(dagbag, sandbox_env, sa
     error = pg.execute("SELECT error_message FROM claimsflow_meta.download_manifest WHERE run_id = %s AND status = 'failed'",
                        (run.run_id,)).fetchone()[0]
     assert "NPI_Files.html" in error and "NPPES_Data_Dissemination_<Month>_<YYYY>_V2.zip" in error
+
+
+def test_hop_teaming_from_a_folder_and_from_a_url(dagbag, sandbox_env, tiny_sandbox, tmp_path, pg):
+    import shutil
+
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from include.sandbox.server import SandboxServer
+
+    dag = dagbag.get_dag("claimsflow_download")
+    folder = tiny_sandbox / "restricted" / "hop_teaming"
+    years = Manifest.read(tiny_sandbox).scale["hop_years"]
+    run = run_dag(dag, run_conf={"sources": ["hop_teaming"], "hop_teaming_location": str(folder)})
+    assert run.state == "success", task_states(run)
+    raw = sandbox_env / "raw" / "hop_teaming"
+    assert sorted(p.name for p in raw.glob("*.zip")) == [f"DocGraph_Hop_Teaming_{y}.zip" for y in years]
+    for y in years:
+        assert (raw / f"DocGraph_Hop_Teaming_{y}.zip").read_bytes() == (folder / f"DocGraph_Hop_Teaming_{y}.zip").read_bytes()
+    with create_session() as session:
+        event = (session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                 .filter(AssetModel.name == "raw_hop_teaming", AssetEvent.source_run_id == run.run_id).one())
+        assert event.extra["years"] == years
+
+    # The same files behind a URL (a licensed mirror): fetched, verified, then found complete on a rerun.
+    (sandbox_env / "raw" / "hop_teaming").rename(tmp_path / "copied")
+    mirror = tmp_path / "mirror"
+    shutil.copytree(folder, mirror / "site" / "docgraph")  # the server refuses symlinks out of its tree
+    (mirror / "manifest.json").write_bytes((tiny_sandbox / "manifest.json").read_bytes())
+    with SandboxServer(mirror) as server:
+        conf = {"sources": ["hop_teaming"], "hop_teaming_location": f"{server.url}/docgraph", "hop_teaming_years": years}
+        first = run_dag(dag, run_conf=conf)
+        assert first.state == "success", task_states(first)
+        server.clear_requests()
+        second = run_dag(dag, run_conf=conf)
+        assert second.state == "success", task_states(second)
+        assert all(r.bytes_sent == 0 for r in server.requests())
+    rows = pg.execute("SELECT run_id, status, version FROM claimsflow_meta.download_manifest "
+                      "WHERE dataset = 'hop_teaming' AND run_id IN (%s, %s) ORDER BY run_id, version",
+                      (first.run_id, second.run_id)).fetchall()
+    assert sorted(r[1] for r in rows if r[0] == first.run_id) == ["downloaded"] * len(years)
+    assert {r[1] for r in rows if r[0] == second.run_id} <= {"unchanged", "reused"}
+
+
+def test_hop_teaming_corrupt_zip_is_refused_and_nothing_copied(dagbag, sandbox_env, tiny_sandbox, tmp_path, pg):
+    import shutil
+
+    folder = tmp_path / "licensed"
+    shutil.copytree(tiny_sandbox / "restricted" / "hop_teaming", folder)
+    year = Manifest.read(tiny_sandbox).scale["hop_years"][-1]
+    damaged = folder / f"DocGraph_Hop_Teaming_{year}.zip"
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    run = run_dag(dagbag.get_dag("claimsflow_download"),
+                  run_conf={"sources": ["hop_teaming"], "hop_teaming_location": str(folder)})
+    assert run.state == "failed"
+    assert not (sandbox_env / "raw" / "hop_teaming" / damaged.name).exists()
+    error = pg.execute("SELECT error_message FROM claimsflow_meta.download_manifest "
+                       "WHERE run_id = %s AND dataset = 'hop_teaming' AND status = 'failed'", (run.run_id,)).fetchone()[0]
+    assert damaged.name in error
