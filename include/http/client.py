@@ -121,13 +121,16 @@ class HttpClient:
         headers: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        limiter: Any = None,
     ) -> None:
         if not urlsplit(base_url).scheme:
             raise ValueError(f"base URL needs a scheme (http/https): {base_url!r}")
         self.base_url = base_url.rstrip("/") + "/"
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
-        self.limiter = RateLimiter(rate_limit, burst, sleep=sleep) if rate_limit else None
+        # `limiter` (anything with acquire()/penalise(), e.g. PgRateLimiter shared across workers) wins
+        # over the per-client token bucket of `rate_limit`.
+        self.limiter = limiter or (RateLimiter(rate_limit, burst, sleep=sleep) if rate_limit else None)
         self._sleep = sleep
         self._local = threading.local()
         self._headers = {"User-Agent": DEFAULT_USER_AGENT, **(headers or {})}
