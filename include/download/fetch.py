@@ -160,6 +160,8 @@ def fetch(
     transferred = 0
     resumed = False
     last_error = ""
+    # Hashed on the way in: `hashed` covers the first `hashed_bytes` of the .part file.
+    hashed, hashed_bytes = hashlib.sha256(), 0
     for attempt in range(1, attempts + 1):
         have = part.stat().st_size if part.exists() else 0
         part_meta = _read_json(part_meta_path) if have else None
@@ -191,17 +193,22 @@ def fetch(
                 resumed = True
                 log.info("%s: resuming at byte %s of %s", label, f"{have:,}", f"{total:,}")
                 mode = "ab"
+                if hashed_bytes != have:  # a .part left by an earlier run: hash what it holds first
+                    hashed, hashed_bytes = _hash_prefix(part, have)
             else:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 have = 0
                 mode = "wb"
+                hashed, hashed_bytes = hashlib.sha256(), 0
             _write_json_atomic(part_meta_path, {"url": url, "etag": etag, "last_modified": last_modified, "total": total})
             progress = Progress(f"download {label}", total=total, unit="B", start=have)
             try:
                 with part.open(mode) as out:
                     for block in _blocks(response):
                         out.write(block)
+                        hashed.update(block)
+                        hashed_bytes += len(block)
                         transferred += len(block)
                         progress.advance(len(block))
             except RETRYABLE_EXCEPTIONS + (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
@@ -230,7 +237,7 @@ def fetch(
             source=redact(url),
         )
 
-    digest = sha256_of(part)
+    digest = hashed.hexdigest() if hashed_bytes == part.stat().st_size else sha256_of(part)
     if sha256 and digest != sha256.lower():
         quarantine(part, f"sha256 {digest} != expected {sha256}")
         part_meta_path.unlink(missing_ok=True)
@@ -251,6 +258,15 @@ def fetch(
     status = "resumed" if resumed else "downloaded"
     log.info("%s: %s, %s bytes (%s transferred by this run)", label, status, f"{record['bytes']:,}", f"{transferred:,}")
     return FetchResult(**{**_result_fields(record), "status": status, "bytes_transferred": transferred})
+
+
+def _hash_prefix(path: Path, size: int):
+    h, done = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while done < size and (block := f.read(min(CHUNK, size - done))):
+            h.update(block)
+            done += len(block)
+    return h, done
 
 
 def _blocks(response: requests.Response):

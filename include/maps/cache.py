@@ -121,11 +121,14 @@ def replace_wanted(conn: psycopg.Connection, kind_name: str, rows: Iterable[Sequ
     return n
 
 
-def pending(conn: psycopg.Connection, kind_name: str) -> list[str]:
-    """Wanted identifiers without a definite answer yet (never tried, or errors only)."""
+def pending(conn: psycopg.Connection, kind_name: str, shard: int = 0, shards: int = 1) -> list[str]:
+    """Wanted identifiers without a definite answer yet (never tried, or errors only); with `shards` > 1
+    only those of `shard` (0-based), a stable split for concurrent tasks."""
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
     kind = kind_of(kind_name)
     stmt = sql_file("maps/pending.sql", wanted=kind.wanted, cache=kind.cache, key=kind.key)
-    return [r[0] for r in conn.execute(stmt)]
+    return [r[0] for r in conn.execute(stmt, {"shard": shard, "shards": shards})]
 
 
 def coverage(conn: psycopg.Connection, kind_name: str) -> dict[str, int]:

@@ -351,6 +351,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         split = urlsplit(self.path)
         path = unquote(split.path)
+        if method in ("POST", "DELETE") and path != "/_sandbox/faults":
+            # No other endpoint reads a body; left unread, it would be parsed as the next request.
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if path.startswith("/_sandbox/"):
             return self._control(method, path)
         self._sent = 0
@@ -432,9 +435,16 @@ class _Handler(BaseHTTPRequestHandler):
             length = int(self.headers.get("Content-Length") or 0)
             try:
                 spec = json.loads(self.rfile.read(length) or b"{}")
+                # Checked here: a non-object body used to drop the connection unanswered, and a path that is
+                # not a string was queued and then broke every later request.
+                if not isinstance(spec, dict) or "kind" not in spec or not isinstance(spec.get("path", ""), str):
+                    raise ValueError('a fault is a JSON object: {"kind": "...", "path": "/prefix/", "count": 1, ...}')
                 kind = spec.pop("kind")
-                server.inject(kind, path=spec.pop("path", ""), count=int(spec.pop("count", 1)), **spec)
-            except (ValueError, KeyError) as exc:
+                count = int(spec.pop("count", 1))
+                if count < 1:
+                    raise ValueError(f"count must be at least 1, got {count}")
+                server.inject(kind, path=spec.pop("path", ""), count=count, **spec)
+            except (ValueError, KeyError, TypeError) as exc:
                 self._send_body(400, json.dumps({"error": str(exc)}).encode(), "application/json", record=False)
                 return
             self._send_body(201, b'{"queued": true}', "application/json", record=False)
@@ -456,7 +466,9 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
-        if not head and status not in (204, 304):
+        # A HEAD answer never has a body (404s and fault answers included): bytes written anyway would be
+        # read as the start of the next answer on the kept-alive connection.
+        if not head and self.command != "HEAD" and status not in (204, 304):
             self.wfile.write(body)
             self._sent = len(body)
         self._status = status

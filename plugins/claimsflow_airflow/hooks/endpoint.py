@@ -10,8 +10,9 @@ login/password (basic auth, never logged), and extras:
     {"rate_limit": 2.0, "burst": 2, "timeout": 60, "connect_timeout": 10, "retries": 5, "backoff": 1.0,
      "headers": {"X-Api-Key": "..."}}
 
-Concurrency across tasks is capped by the Airflow pool of the endpoint (config/pools.json); the rate
-limit here paces the requests of one task.
+Concurrency across tasks is capped by the Airflow pool of the endpoint (config/pools.json). The rate
+limit paces one task's requests; with `shared_limit="<name>"` it is a PgRateLimiter in claimsflow_db
+instead, one budget for every task and worker that uses the same name (the map builders' APIs).
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ class ClaimsflowHttpHook(BaseHook):
     conn_type = "http"
     hook_name = "claimsflow HTTP"
 
-    def __init__(self, http_conn_id: str = default_conn_name, *, rate_limit: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, http_conn_id: str = default_conn_name, *, rate_limit: float | None = None,
+                 shared_limit: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.http_conn_id = http_conn_id
         self.rate_limit = rate_limit
+        self.shared_limit = shared_limit
+        self.limiter: Any = None
 
     def base_url(self, conn: Any) -> str:
         host = (conn.host or "").strip()
@@ -52,6 +56,16 @@ class ClaimsflowHttpHook(BaseHook):
         timeout = (float(extra.get("connect_timeout", 10)), float(extra.get("timeout", 60)))
         rate = self.rate_limit if self.rate_limit is not None else extra.get("rate_limit")
         auth = (conn.login, conn.password) if conn.login else None
+        if self.shared_limit and rate:
+            from claimsflow_airflow.hooks.postgres import ClaimsflowPostgresHook
+            from include.http.pg_limiter import PgRateLimiter
+
+            def connect():
+                raw = ClaimsflowPostgresHook().get_conn()
+                raw.autocommit = False
+                return raw
+
+            self.limiter = PgRateLimiter(connect, self.shared_limit, float(rate))
         return HttpClient(
             self.base_url(conn),
             rate_limit=float(rate) if rate else None,
@@ -60,7 +74,13 @@ class ClaimsflowHttpHook(BaseHook):
             retry=retry,
             headers=dict(extra.get("headers") or {}),
             auth=auth,
+            limiter=self.limiter,
         )
+
+    def close(self) -> None:
+        """Release the shared limiter's database connection."""
+        if self.limiter is not None:
+            self.limiter.close()
 
     def get_conn(self) -> HttpClient:
         return self.get_client()

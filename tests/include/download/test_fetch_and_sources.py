@@ -13,7 +13,7 @@ import pytest
 
 from include.common.errors import DownloadError
 from include.download import archives, cpt, discover, sources
-from include.download.fetch import fetch, part_path, sidecar_path
+from include.download.fetch import fetch, part_path, sha256_of, sidecar_path
 from include.http.client import HttpClient, RetryPolicy
 from include.sandbox.core import MEDICAID_PATH, Manifest
 
@@ -45,6 +45,8 @@ def test_a_cut_download_resumes_where_it_stopped(sandbox_server, tmp_path, tiny_
     sandbox_server.inject("truncate", path=path, count=1, fraction=0.9)
     result = fetch(http, path, tmp_path / "spending.parquet", verify=sources.check_spending_parquet)
     assert result.status == "resumed" and result.bytes == size
+    # hashed on the way in, across the cut: the digest is the file's
+    assert result.sha256 == Manifest.read(tiny_sandbox).files[f"site/{MEDICAID_PATH}"]["sha256"]
     reqs = sandbox_server.requests(path)
     assert [r.status for r in reqs] == [200, 206]
     cut = reqs[0].bytes_sent  # what the server sent before it dropped the connection
@@ -65,6 +67,7 @@ def test_partial_file_survives_a_failed_run_and_is_resumed_next_time(sandbox_ser
     result = fetch(http, path, target, verify=sources.check_spending_parquet)
     assert result.status == "resumed"
     assert sandbox_server.requests(path)[0].range.startswith("bytes=")
+    assert result.sha256 == sha256_of(target), "the .part of the earlier run is hashed before the rest arrives"
 
 
 def test_parquet_missing_a_column_is_quarantined(sandbox_copy, tmp_path):

@@ -62,3 +62,12 @@ def test_reset_and_hcpcs_kind(maps_db):
     cache.reset(maps_db)
     assert cache.coverage(maps_db, "hcpcs") == {"missing_cache": 2}
     assert cache.in_batches(["a", "b", "c"], 2) == [["a", "b"], ["c"]]
+
+
+def test_shards_split_the_pending_work(maps_db):
+    npis = [f"1{i:09d}" for i in range(200)]
+    cache.replace_wanted(maps_db, "npi", [(n, True) for n in npis])
+    parts = [cache.pending(maps_db, "npi", shard=i, shards=3) for i in range(3)]
+    assert sorted(sum(parts, [])) == npis and all(parts)
+    with pytest.raises(ValueError):
+        cache.pending(maps_db, "npi", shard=3, shards=3)

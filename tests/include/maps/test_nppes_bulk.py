@@ -1,0 +1,289 @@
+"""NPPES bulk preload on the tiny sandbox's real bundles and the real test PostgreSQL.
+
+The bundles are extracted with the download code's own extractor into the download layout
+(`raw/nppes/{monthly,weekly}/<bundle>/`); the wanted NPIs are the spending parquet's. The key check:
+a bulk-derived result equals what the sandbox NPI Registry API answers for the same NPI, apart from
+the documented differences (include/maps/nppes_bulk.py docstring).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from include.download.archives import extract_zip
+from include.maps import cache, nppes_bulk
+from include.maps.nppes_bulk import NppesBulkError, api_phone, find_bulk_files, iso_date, preload
+from include.sandbox import core
+from include.sandbox import providers as pv
+
+SEED = 1
+API_KEYS = ("number", "enumeration_type", "basic", "addresses", "practiceLocations", "taxonomies", "identifiers",
+            "other_names", "endpoints")
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+
+def extract_layout(site_nppes: Path, nppes_root: Path) -> Path:
+    """The NPPES zips extracted as download_nppes_bundle leaves them: raw/nppes/<kind>/<zip stem>/."""
+    for z in sorted(site_nppes.glob("NPPES_Data_Dissemination_*_V2.zip")):
+        kind = "weekly" if "_Weekly_" in z.name else "monthly"
+        extract_zip(z, nppes_root / kind / z.name.removesuffix(".zip"))
+    return nppes_root
+
+
+@pytest.fixture(scope="module")
+def nppes_root(tiny_sandbox, tmp_path_factory) -> Path:
+    return extract_layout(tiny_sandbox / core.SITE / "nppes", tmp_path_factory.mktemp("data") / "raw" / "nppes")
+
+
+@pytest.fixture(scope="module")
+def universe(tiny_sandbox) -> dict:
+    manifest = json.loads((tiny_sandbox / "manifest.json").read_text())
+    spending = manifest["scale"]["spending_npis"]
+    table = pq.read_table(tiny_sandbox / core.SITE / core.MEDICAID_PATH,
+                          columns=["BILLING_PROVIDER_NPI_NUM", "SERVICING_PROVIDER_NPI_NUM"])
+    npis = {n for col in table.columns for n in col.to_pylist() if n}
+    by_npi = {}
+    for i in range(spending):
+        category = pv.category_of(SEED, i, spending)
+        p = pv.provider(SEED, i, spending, version=int(category == "weekly_update"))
+        if p.npi in npis:
+            by_npi[p.npi] = (category, p)
+    return {"spending": spending, "wanted": npis, "providers": by_npi, "manifest": manifest}
+
+
+@pytest.fixture(scope="module")
+def taxonomy_desc(tiny_sandbox) -> dict[str, str]:
+    return nppes_bulk.load_taxonomy_descriptions(next((tiny_sandbox / core.SITE).rglob("nucc_taxonomy_251.csv")))
+
+
+@pytest.fixture
+def maps_db(pg):
+    cache.ensure_schema(pg)
+    pg.execute("TRUNCATE maps.npi_cache, maps.hcpcs_cache, maps.npi_wanted, maps.hcpcs_wanted")
+    pg.commit()
+    yield pg
+    pg.rollback()
+    pg.execute("TRUNCATE maps.npi_cache, maps.hcpcs_cache, maps.npi_wanted, maps.hcpcs_wanted")
+    pg.commit()
+
+
+def cache_rows(pg) -> dict[str, tuple]:
+    rows = pg.execute("SELECT npi, status, source, url, request_params, api_run_id, requested_at_utc, error_message, "
+                      "response_json FROM maps.npi_cache").fetchall()
+    pg.commit()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def comparable(result: dict) -> dict:
+    """The API keys of a result, minus what bulk documents it cannot reproduce: other-name `type` (bulk
+    spells out the NPPES code value; the sandbox API says "Other Name" for every code)."""
+    out = {k: result.get(k) for k in API_KEYS}
+    out["other_names"] = [{k: v for k, v in o.items() if k != "type"} for o in out["other_names"] or []]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def test_find_bulk_files_picks_newest_monthly_and_newer_weeklies(nppes_root, tmp_path):
+    files = find_bulk_files(nppes_root)
+    assert files.monthly.name == "npidata_pfile_20050523-20261110.csv"
+    assert files.monthly.othername.name == "othername_pfile_20050523-20261110.csv"
+    assert files.monthly.pl.name == "pl_pfile_20050523-20261110.csv"
+    assert files.monthly.endpoint.name == "endpoint_pfile_20050523-20261110.csv"
+    assert [b.name for b in files.weekly] == ["npidata_pfile_20261109-20261115.csv",
+                                              "npidata_pfile_20261116-20261122.csv"]
+    assert [b.pl.name for b in files.weekly] == ["pl_pfile_20261109-20261115.csv", "pl_pfile_20261116-20261122.csv"]
+
+    # an older monthly, a weekly from before the cut, a staging folder and a _fileheader twin are ignored
+    root = tmp_path / "nppes"
+    shutil.copytree(nppes_root, root)
+    old = root / "monthly" / "NPPES_Data_Dissemination_October_2026_V2"
+    old.mkdir()
+    (old / "npidata_pfile_20050523-20261012.csv").write_text('"NPI","Entity Type Code"\r\n')
+    early = root / "weekly" / "NPPES_Data_Dissemination_110226_110826_Weekly_V2"
+    early.mkdir()
+    (early / "npidata_pfile_20261102-20261108.csv").write_text('"NPI","Entity Type Code"\r\n')
+    staging = root / "monthly" / ".NPPES_Data_Dissemination_December_2026_V2.partial"
+    staging.mkdir()
+    (staging / "npidata_pfile_20050523-20261210.csv").write_text('"NPI"\r\n')
+    again = find_bulk_files(root)
+    assert again.monthly.name == files.monthly.name
+    assert [b.name for b in again.weekly] == [b.name for b in files.weekly]
+    assert again.monthly.othername is not None  # side members of the chosen bundle only
+
+    # a newer monthly wins, and a weekly that ends before its cut drops out
+    new = root / "monthly" / "NPPES_Data_Dissemination_December_2026_V2"
+    new.mkdir()
+    (new / "npidata_pfile_20050523-20261116.csv").write_text('"NPI","Entity Type Code"\r\n')
+    newest = find_bulk_files(root)
+    assert newest.monthly.main == new / "npidata_pfile_20050523-20261116.csv"
+    assert newest.monthly.pl is None
+    assert [b.name for b in newest.weekly] == ["npidata_pfile_20261116-20261122.csv"]
+
+    with pytest.raises(NppesBulkError, match="no extracted monthly") as exc:
+        find_bulk_files(tmp_path / "empty")
+    assert str(tmp_path / "empty") in str(exc.value)
+
+
+# ---------------------------------------------------------------------------------------------- preload
+
+
+def test_preload_resolves_exactly_the_bulk_npis_like_the_api(maps_db, nppes_root, universe, taxonomy_desc):
+    files = find_bulk_files(nppes_root)
+    stats = preload(maps_db, files, wanted=universe["wanted"], batch_rows=37, api_run_id="run-1",
+                    taxonomy_descriptions=taxonomy_desc)
+    rows = cache_rows(maps_db)
+    providers = universe["providers"]
+    in_bulk = {npi for npi, (cat, _p) in providers.items() if cat in pv.IN_MONTHLY | pv.IN_WEEKLY}
+    assert in_bulk and set(rows) == in_bulk  # every bulk NPI, and zero others
+    assert {(r[0], r[1]) for r in rows.values()} == {("found", "bulk")}
+
+    weekly_names = {b.name for b in files.weekly}
+    by_category: dict[str, int] = {}
+    for npi, (_status, _source, url, params, run_id, requested, error, payload) in rows.items():
+        category, p = providers[npi]
+        by_category[category] = by_category.get(category, 0) + 1
+        assert (url, run_id, requested, error) == (None, "run-1", None, None)
+        assert payload["result_count"] == 1 and payload["source"] == "nppes_bulk"
+        assert params == {"source_file": payload["file"]}
+        result = payload["results"][0]
+        expected = pv.api_result(p)
+        if category == "deactivated":
+            # only the NPI and the deactivation date are in the file
+            assert result["basic"] == {"status": "D", "deactivation_date": expected["basic"]["deactivation_date"]}
+            assert result["enumeration_type"] is None
+            assert all(result[k] == [] for k in ("addresses", "practiceLocations", "taxonomies", "identifiers",
+                                                 "other_names", "endpoints"))
+            continue
+        assert comparable(result) == comparable(expected), npi
+        # what the sandbox API has and bulk cannot: the epochs
+        assert set(expected) - set(result) == {"created_epoch", "last_updated_epoch"}
+        if category in pv.IN_WEEKLY:
+            assert payload["file"] in weekly_names
+        else:
+            assert payload["file"] == files.monthly.name
+
+    # weekly_update NPIs carry the weekly revision, which differs from the monthly one
+    updates = [npi for npi, (cat, _p) in providers.items() if cat == "weekly_update"]
+    assert updates
+    for npi in updates:
+        _cat, p = providers[npi]
+        monthly = pv.provider(SEED, p.index, universe["spending"], version=0)
+        basic = rows[npi][7]["results"][0]["basic"]
+        assert basic["last_updated"] == pv._iso(p.last_update_date) != pv._iso(monthly.last_update_date)
+
+    assert stats.wanted == len(universe["wanted"])
+    assert stats.wanted_found == len(in_bulk)
+    assert stats.deactivated == by_category["deactivated"]
+    assert stats.replaced_by_weekly == by_category["weekly_update"]
+    counts = universe["manifest"]["counts"]
+    assert stats.rows_read[files.monthly.name] == counts["nppes.monthly_rows"]  # filler rows read and dropped
+    assert sum(stats.rows_read[b.name] for b in files.weekly) == counts["nppes.weekly_rows"]
+    assert by_category["deactivated"] == counts["nppes.deactivated"]
+    for side in ("othername", "pl", "endpoint"):
+        assert getattr(files.monthly, side).name in stats.rows_read
+    assert stats.batches >= 2 and stats.seconds > 0
+
+
+def test_preload_defaults_to_the_wanted_table_and_is_idempotent(maps_db, nppes_root, universe, taxonomy_desc):
+    cache.replace_wanted(maps_db, "npi", [(n, core.is_valid_npi(n)) for n in sorted(universe["wanted"])])
+    files = find_bulk_files(nppes_root)
+    first = preload(maps_db, files, taxonomy_descriptions=taxonomy_desc)
+    before = cache_rows(maps_db)
+    assert first.wanted == sum(core.is_valid_npi(n) for n in universe["wanted"])  # invalid NPIs are not looked for
+    assert len(before) == first.wanted_found > 0
+    second = preload(maps_db, files, taxonomy_descriptions=taxonomy_desc)
+    assert cache_rows(maps_db) == before
+    assert (second.wanted_found, second.deactivated, second.replaced_by_weekly) == \
+        (first.wanted_found, first.deactivated, first.replaced_by_weekly)
+    # what the API step is left with: api_only, nowhere (the invalid ones are the resolver's to report)
+    left = {universe["providers"][n][0] for n in cache.pending(maps_db, "npi") if n in universe["providers"]}
+    assert left <= {"api_only", "nowhere", "invalid"}
+
+
+def test_without_taxonomy_descriptions_desc_is_left_out(maps_db, nppes_root, universe):
+    files = find_bulk_files(nppes_root)
+    bulk = [n for n, (cat, _p) in universe["providers"].items() if cat == "bulk"][:20]
+    stats = preload(maps_db, files, wanted=bulk)
+    assert stats.wanted_found == len(bulk)
+    for _status, *_rest, payload in cache_rows(maps_db).values():
+        for t in payload["results"][0]["taxonomies"]:
+            assert set(t) == {"code", "taxonomy_group", "state", "license", "primary"}
+
+
+def test_empty_wanted_set_writes_nothing(maps_db, nppes_root):
+    stats = preload(maps_db, find_bulk_files(nppes_root), wanted=[])
+    assert stats.wanted_found == 0 and cache_rows(maps_db) == {}
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+def copy_bundle(nppes_root: Path, dest: Path) -> Path:
+    """Only the monthly bundle, in a fresh layout."""
+    src = find_bulk_files(nppes_root).monthly.main.parent
+    target = dest / "monthly" / src.name
+    shutil.copytree(src, target)
+    return target
+
+
+def rewrite(path: Path, transform) -> None:
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    rows = transform(rows)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(rows)
+
+
+def test_missing_required_column_names_the_file(maps_db, nppes_root, universe, tmp_path):
+    folder = copy_bundle(nppes_root, tmp_path / "nppes")
+    files = find_bulk_files(tmp_path / "nppes")
+
+    def without_enumeration_date(rows):
+        drop = rows[0].index("Provider Enumeration Date")
+        return [r[:drop] + r[drop + 1:] for r in rows]
+
+    rewrite(files.monthly.main, without_enumeration_date)
+    with pytest.raises(NppesBulkError, match="missing required column.*'Provider Enumeration Date'") as exc:
+        preload(maps_db, files, wanted=universe["wanted"])
+    assert str(files.monthly.main) in str(exc.value)
+    assert cache_rows(maps_db) == {}
+
+    # a side member without its NPI column is refused too, before anything is written
+    main = folder / files.monthly.name
+    shutil.copy(nppes_root / "monthly" / folder.name / files.monthly.name, main)
+    rewrite(files.monthly.pl, lambda rows: [["Provider Number", *rows[0][1:]], *rows[1:]])
+    with pytest.raises(NppesBulkError, match="pl_pfile: missing required column") as exc:
+        preload(maps_db, files, wanted=universe["wanted"])
+    assert str(files.monthly.pl) in str(exc.value)
+    assert cache_rows(maps_db) == {}
+
+
+def test_malformed_row_names_file_and_line(maps_db, nppes_root, universe, tmp_path):
+    copy_bundle(nppes_root, tmp_path / "nppes")
+    files = find_bulk_files(tmp_path / "nppes")
+    rewrite(files.monthly.main, lambda rows: [*rows[:9], ["1234567893", "1", "only three"], *rows[9:]])
+    with pytest.raises(NppesBulkError, match="malformed row.*Expected 330 columns, got 3") as exc:
+        preload(maps_db, files, wanted=universe["wanted"], batch_rows=5)
+    assert exc.value.source == str(files.monthly.main)
+    assert exc.value.line == 10  # header is line 1; the bad row was written 10th
+    assert "line 10" in str(exc.value)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def test_value_helpers():
+    assert iso_date("07/06/2007") == "2007-07-06"
+    assert iso_date("") == "" and iso_date("2007-07-06") == "2007-07-06"
+    assert api_phone("8457940996") == "845-794-0996"
+    assert api_phone("") == "" and api_phone("+44 20 7946") == "+44 20 7946"
