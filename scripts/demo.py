@@ -28,6 +28,8 @@ DEMO_RUNS: list[tuple[str, dict]] = [
     # Hop Teaming is licensed: users place the zips in a folder, here the sandbox's.
     ("claimsflow_download", {"sources": ["medicaid", "nppes", "cpt", "nucc", "hop_teaming"],
                              "hop_teaming_location": "{sandbox}/restricted/hop_teaming"}),
+    # The sandbox is on this machine: 20 requests/s instead of the real APIs' conservative 2.
+    ("claimsflow_maps", {"requests_per_second": 20.0}),
 ]
 
 
@@ -91,8 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  data root:   {root}  (raw/, work/, out/; the sandbox sources in sandbox/)")
     print(f"  sandbox:     {sandbox} ({served} requests served during the demo)")
     print(f"  database:    postgresql://{db['login']}@{db['host']}:{db['port']}/{db['schema']}")
-    print("               schemas: claimsflow_meta (load_manifest, healthcheck, download_manifest)")
-    print(f"  downloads:   {root / 'raw'}  (medicaid/, nppes/monthly|weekly/, cpt/cpt_hcpcs_fallback.csv, nucc/)")
+    print("               schemas: claimsflow_meta (load_manifest, healthcheck, download_manifest, rate_limits),")
+    print("                        maps (npi, hcpcs, npi_cache, hcpcs_cache)")
+    print(f"  downloads:   {root / 'raw'}  (medicaid/, nppes/monthly|weekly/, cpt/cpt_hcpcs_fallback.csv, nucc/,")
+    print("               hop_teaming/)")
+    print(f"  maps:        {root / 'output'}/npi.parquet, hcpcs.parquet; {root / 'mappings'}/npi|hcpcs/*.csv;")
+    print(f"               {root / 'unresolved_identifiers.csv'}")
     print("  psql:        make psql")
     print("  Airflow UI:  make airflow")
     return 0

@@ -137,7 +137,7 @@ def copy_text(
 
 
 @contextmanager
-def replacing_table(conn: psycopg.Connection, schema: str, table: str) -> Iterator[str]:
+def replacing_table(conn: psycopg.Connection, schema: str, table: str, *, lock_timeout_s: float = 300) -> Iterator[str]:
     """Build a table under a staging name and swap it in atomically.
 
         with replacing_table(conn, "maps", "npi") as staging:
@@ -152,6 +152,9 @@ def replacing_table(conn: psycopg.Connection, schema: str, table: str) -> Iterat
     validate_identifier(table, "table name")
     staging = validate_identifier(f"{table[: MAX_IDENTIFIER - 10]}__staging", "staging table name")
     try:
+        # A reader holding the old table in a long transaction would make the swap wait forever:
+        # give up after a while with a clear error instead.
+        conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_s * 1000)}ms")))
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, staging)))
         yield staging
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, table)))

@@ -43,8 +43,13 @@ import csv
 import gc
 import io
 import logging
+import os
+import pickle
 import queue
 import re
+import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -52,6 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -65,6 +71,7 @@ log = logging.getLogger("claimsflow.maps.nppes_bulk")
 
 BLOCK_SIZE = 4 << 20  # bytes of CSV per pyarrow block (larger ones cost RSS, not speed)
 DEFAULT_BATCH_ROWS = 10_000
+PROCESS_READER_BYTES = 256 << 20  # main files larger than this are parsed in a reader process
 SOURCE_TAG = "nppes_bulk"
 
 _MAIN_RE = re.compile(r"^npidata_pfile_(\d{8})-(\d{8})\.csv$", re.IGNORECASE)
@@ -425,7 +432,107 @@ def _side_projection(path: Path, kind: str) -> dict[str, str]:
 
 
 def _nonempty(column: pa.Array) -> bool:
-    return len(column) > 0 and (pc.max(pc.binary_length(column)).as_py() or 0) > 0
+    """Has any value a character? (From the offsets buffer: no pass over the data.)"""
+    n = len(column)
+    if n == 0:
+        return False
+    if column.type not in (pa.string(), pa.binary()):
+        return (pc.max(pc.binary_length(column)).as_py() or 0) > 0
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
+    return bool(offsets[column.offset + n] != offsets[column.offset])
+
+
+_DONE = object()
+
+
+def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 3) -> Iterator[pa.RecordBatch]:
+    """Iterate `batches` on a thread of its own, `depth` blocks ahead: pyarrow's streaming reader parses
+    a block when asked for it, and parsing releases the GIL, so the next blocks are parsed on another
+    core while this thread turns the current one into results. Errors surface here, in order."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the consumer is gone
+
+    def run() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer
+            put(exc)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # e.g. stops a reader process
+
+    thread = threading.Thread(target=run, name="nppes-bulk-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+# ---------------------------------------------------------------------------------------------- NPI sets
+
+_NPI_RE = r"^[1-9][0-9]{9}$"  # what an NPI looks like (NPPES has nothing else in its NPI columns)
+
+
+class NpiSet:
+    """A set of NPIs that answers "which rows of this Arrow column are in it?" without rebuilding a
+    hash table per call: `pc.is_in(block, value_set=wanted)` hashes the whole value set on every call
+    (0.4 s per block with 1.8M NPIs, i.e. ~17 min over the 9M-row file). The NPIs are kept as a sorted
+    int64 array and looked up with numpy's searchsorted (~0.3 ms per block). Exact: only strings of
+    ten digits, the first not 0, are NPIs (anything else in the wanted set, e.g. "UNKNOWN" from the
+    spending data, can be in no NPPES file and is dropped), and such a string maps to one integer."""
+
+    def __init__(self, npis: pa.Array) -> None:
+        npis = npis.cast(pa.string()).drop_null()
+        shaped = npis.filter(pc.match_substring_regex(npis, _NPI_RE))
+        self.sorted = np.unique(pc.cast(shaped, pa.int64()).to_numpy())
+        self.dropped = len(pc.unique(npis)) - len(self.sorted)
+
+    def __len__(self) -> int:
+        return len(self.sorted)
+
+    def mask(self, column: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """A boolean array: which values of `column` (strings) are in the set."""
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        n = len(column)
+        if n == 0 or not len(self.sorted):
+            return pa.array(np.zeros(n, dtype=bool))
+        shaped = None
+        try:
+            # fast path: ten characters that parse as an integer >= 1e9 are ten digits, the first not 0
+            if column.null_count or not pc.all(pc.equal(pc.utf8_length(column), 10)).as_py():
+                raise ValueError
+            ints = pc.cast(column, pa.int64()).to_numpy()
+        except (ValueError, pa.ArrowInvalid):
+            shaped = pc.fill_null(pc.match_substring_regex(column, _NPI_RE), False)
+            ints = pc.cast(pc.if_else(shaped, column, "0"), pa.int64()).to_numpy()
+        at = np.searchsorted(self.sorted, ints)
+        at[at == len(self.sorted)] = 0
+        hit = self.sorted[at] == ints  # every kept NPI is >= 1e9, so a short/signed number never hits
+        if shaped is not None:
+            hit &= shaped.to_numpy(zero_copy_only=False)
+        return pa.array(hit)
 
 
 # ---------------------------------------------------------------------------------------------- side members
@@ -435,7 +542,7 @@ class _Side:
     """The wanted NPIs' rows of one side member, kept in Arrow (sorted by NPI, file order kept within an
     NPI) with an index npi -> (start, stop); entries become dicts only for the block being built."""
 
-    def __init__(self, path: Path, kind: str, wanted: pa.Array, stats: PreloadStats) -> None:
+    def __init__(self, path: Path, kind: str, wanted: NpiSet, stats: PreloadStats) -> None:
         self.kind = kind
         columns = _side_projection(path, kind)
         self.fields = list(columns)
@@ -444,7 +551,7 @@ class _Side:
         parts, rows = [], 0
         for batch in _stream(path, names):
             rows += batch.num_rows
-            mask = pc.is_in(batch.column(npi_at), value_set=wanted)
+            mask = wanted.mask(batch.column(npi_at))
             if pc.any(mask).as_py():
                 parts.append(batch.filter(mask))
         stats.rows_read[path.name] = rows
@@ -674,6 +781,7 @@ class PreloadStats:
     deactivated: int = 0  # of wanted_found: deactivated in bulk
     batches: int = 0
     seconds: float = 0.0
+    reader: str = ""  # thread | process
     # where the time went: waiting for parsed CSV blocks, building results (incl. filtering), the
     # writer thread's upserts (overlapping the others), and waiting for the writer (backpressure)
     read_seconds: float = 0.0
@@ -747,42 +855,158 @@ def wanted_npis(conn: psycopg.Connection) -> pa.Array:
     return table.column(0).combine_chunks()
 
 
-def _as_array(wanted: Iterable[str] | pa.Array) -> pa.Array:
+def _as_npi_set(wanted: Iterable[str] | pa.Array | pa.ChunkedArray | NpiSet) -> NpiSet:
+    if isinstance(wanted, NpiSet):
+        return wanted
     if isinstance(wanted, pa.ChunkedArray):
         wanted = wanted.combine_chunks()
     if not isinstance(wanted, pa.Array):
         wanted = pa.array([str(n) for n in wanted], type=pa.string())
-    return pc.unique(wanted.cast(pa.string()).drop_null())
+    return NpiSet(wanted)
 
 
-def _superseded(files: BulkFiles, wanted: pa.Array, stats: PreloadStats) -> list[pa.Array]:
-    """For each bundle in processing order, the wanted NPIs a later weekly file has (skip them there)."""
+def _superseded(files: BulkFiles, wanted: NpiSet) -> list[NpiSet]:
+    """For each bundle in processing order, the wanted NPIs a later weekly file has (skipped there)."""
     last: dict[str, int] = {}
     for k, bundle in enumerate(files.bundles):
         if k == 0:
             continue
         for batch in _stream(bundle.main, ["NPI"]):
             npis = batch.column(0)
-            hits = npis.filter(pc.is_in(npis, value_set=wanted))
-            for npi in hits.to_pylist():
+            for npi in npis.filter(wanted.mask(npis)).to_pylist():
                 last[npi] = k
-    out = []
-    for k in range(len(files.bundles)):
-        out.append(pa.array([npi for npi, j in last.items() if j > k], type=pa.string()))
-    return out
+    return [NpiSet(pa.array([npi for npi, j in last.items() if j > k], type=pa.string()))
+            for k in range(len(files.bundles))]
 
 
-def preload(conn: psycopg.Connection, files: BulkFiles, *, wanted: Iterable[str] | pa.Array | None = None,
+# ---------------------------------------------------------------------------------------------- filtered blocks
+#
+# The main files become a stream of events, in file order:
+#   ("start", k)                                    file k begins
+#   ("batch", k, rows_read, filtered | None, [npi])  one block: its wanted rows (minus those a later
+#                                                   weekly has) and the wanted NPIs skipped for that
+#   ("end", k, rows_read_total)
+# produced in this process (reader="thread") or in a reader process (reader="process") that parses
+# and filters on a core of its own and hands over only the wanted rows as Arrow IPC.
+
+
+def _filtered(jobs: list[tuple[str, list[str]]], wanted: NpiSet, skips: list[NpiSet], block_size: int,
+              depth: int = 3) -> Iterator[tuple]:
+    for k, (path, columns) in enumerate(jobs):
+        yield ("start", k)
+        skip, total = skips[k], 0
+        for batch in _prefetch(_stream(Path(path), columns, block_size=block_size), depth):
+            total += batch.num_rows
+            npi = batch.column(0)
+            mask = wanted.mask(npi)
+            replaced: list[str] = []
+            if len(skip):
+                later = pc.and_(mask, skip.mask(npi))
+                if pc.any(later).as_py():
+                    replaced = npi.filter(later).to_pylist()
+                    mask = pc.and_(mask, pc.invert(later))
+            yield ("batch", k, batch.num_rows, batch.filter(mask) if pc.any(mask).as_py() else None, replaced)
+        yield ("end", k, total)
+
+
+_FRAME = struct.Struct("<cIQQ")  # type, file index, rows, payload length
+
+
+def _reader_main() -> None:
+    """The reader process: job (pickled) on stdin, framed events on stdout."""
+    job = pickle.load(sys.stdin.buffer)
+    out = sys.stdout.buffer
+    schemas: set[int] = set()
+
+    def frame(kind: bytes, k: int, rows: int, payload: bytes | pa.Buffer = b"") -> None:
+        out.write(_FRAME.pack(kind, k, rows, len(payload)))
+        if len(payload):
+            out.write(payload)
+
+    try:
+        for event in _filtered(job["jobs"], job["wanted"], job["skips"], job["block_size"]):
+            if event[0] == "start":
+                frame(b"s", event[1], 0)
+            elif event[0] == "end":
+                frame(b"e", event[1], event[2])
+            else:
+                _kind, k, rows, batch, replaced = event
+                if replaced:
+                    frame(b"r", k, 0, "\n".join(replaced).encode())
+                if batch is not None and k not in schemas:
+                    frame(b"h", k, 0, batch.schema.serialize())
+                    schemas.add(k)
+                frame(b"b", k, rows, batch.serialize() if batch is not None else b"")
+        frame(b"d", 0, 0)
+    except NppesBulkError as exc:
+        frame(b"x", 0, 0, pickle.dumps((exc.message, exc.source, exc.line)))
+    except BaseException as exc:  # reported to the parent, which raises it
+        frame(b"x", 0, 0, pickle.dumps((f"reader process failed: {exc!r}", None, None)))
+    out.flush()
+
+
+def _filtered_in_process(jobs: list[tuple[str, list[str]]], wanted: NpiSet, skips: list[NpiSet],
+                         block_size: int) -> Iterator[tuple]:
+    """`_filtered` run by a child Python (a plain subprocess: works inside daemonic workers too)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen([sys.executable, "-c", "from include.maps.nppes_bulk import _reader_main; _reader_main()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        pickle.dump({"jobs": jobs, "wanted": wanted, "skips": skips, "block_size": block_size}, proc.stdin,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+        proc.stdin.close()
+        pipe = proc.stdout
+        schemas: dict[int, pa.Schema] = {}
+        replaced: list[str] = []
+        while True:
+            head = pipe.read(_FRAME.size)
+            if len(head) < _FRAME.size:
+                raise NppesBulkError(f"the reader process ended unexpectedly (exit code {proc.wait()})",
+                                     source=jobs[0][0])
+            kind, k, rows, size = _FRAME.unpack(head)
+            payload = pipe.read(size) if size else b""
+            if kind == b"b":
+                batch = pa.ipc.read_record_batch(pa.py_buffer(payload), schemas[k]) if size else None
+                yield ("batch", k, rows, batch, replaced)
+                replaced = []
+            elif kind == b"r":
+                replaced = payload.decode().split("\n")
+            elif kind == b"h":
+                schemas[k] = pa.ipc.read_schema(pa.py_buffer(payload))
+            elif kind == b"s":
+                yield ("start", k)
+            elif kind == b"e":
+                yield ("end", k, rows)
+            elif kind == b"d":
+                return
+            else:  # b"x"
+                message, source, line = pickle.loads(payload)
+                raise NppesBulkError(message, source=source, line=line)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+def preload(conn: psycopg.Connection, files: BulkFiles, *,
+            wanted: Iterable[str] | pa.Array | NpiSet | None = None,
             batch_rows: int = DEFAULT_BATCH_ROWS, api_run_id: str | None = None,
             taxonomy_descriptions: Mapping[str, str] | None = None,
-            block_size: int = BLOCK_SIZE) -> PreloadStats:
+            block_size: int = BLOCK_SIZE, reader: str = "auto") -> PreloadStats:
     """Write a `found`/`bulk` cache row for every wanted NPI in the bulk files (newest row wins).
 
     `wanted`: the NPIs to keep (default: the Luhn-valid NPIs of maps.npi_wanted). Rows go to the cache
     in batches of `batch_rows`, each committed; on an error the batches already written stay (they are
-    correct rows) and the error names the file and line."""
+    correct rows) and the error names the file and line. `reader`: "process" parses and filters the
+    CSVs in a child process (a core of its own: the build and the writer here are bound to one core by
+    the GIL), "thread" in this process; "auto" takes the process when the main files exceed
+    PROCESS_READER_BYTES."""
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    if reader not in ("auto", "thread", "process"):
+        raise ValueError(f"reader must be auto, thread or process, got {reader!r}")
     started = time.perf_counter()
     stats = PreloadStats(files=[b.name for b in files.bundles])
     # Check every header before anything is written.
@@ -793,13 +1017,21 @@ def preload(conn: psycopg.Connection, files: BulkFiles, *, wanted: Iterable[str]
             if path is not None:
                 _side_projection(path, kind)
 
-    wanted_arr = _as_array(wanted_npis(conn) if wanted is None else wanted)
-    stats.wanted = len(wanted_arr)
-    if len(wanted_arr) == 0:
+    wanted_set = _as_npi_set(wanted_npis(conn) if wanted is None else wanted)
+    stats.wanted = len(wanted_set)
+    if len(wanted_set) == 0:
         stats.seconds = time.perf_counter() - started
         return stats
-    superseded = _superseded(files, wanted_arr, stats)
+    superseded = _superseded(files, wanted_set)
     replaced: set[str] = set()
+    jobs = [(str(b.main), columns) for b, columns in zip(files.bundles, projections, strict=True)]
+    if reader == "auto":
+        reader = "process" if sum(b.main.stat().st_size for b in files.bundles) > PROCESS_READER_BYTES else "thread"
+    stats.reader = reader
+    if reader == "process":
+        events = _prefetch(_filtered_in_process(jobs, wanted_set, superseded, block_size), depth=64)
+    else:
+        events = _filtered(jobs, wanted_set, superseded, block_size)
 
     # The results are trees of small dicts/lists without cycles; with the cyclic GC on, its full
     # collections walk every live batch again and again (3-4x the build time). Off while building.
@@ -808,49 +1040,46 @@ def preload(conn: psycopg.Connection, files: BulkFiles, *, wanted: Iterable[str]
     writer = _Writer(conn)
     try:
         pending: list[CacheRow] = []
-        for k, (bundle, columns) in enumerate(zip(files.bundles, projections, strict=True)):
-            sides = {}  # the previous bundle's side rows go first
-            sides = {kind: _Side(getattr(bundle, kind), kind, wanted_arr, stats)
-                     for kind in SIDE_KINDS if getattr(bundle, kind) is not None}
-            params = {"source_file": bundle.name}
-            skip = superseded[k]
-            rows = 0
-            stream = _stream(bundle.main, columns, block_size=block_size)
-            loop_started = time.perf_counter()
-            while True:
-                t0 = time.perf_counter()
-                batch = next(stream, None)
-                stats.read_seconds += time.perf_counter() - t0
-                if batch is None:
-                    break
-                rows += batch.num_rows
-                npi_col = batch.column(0)
-                mask = pc.is_in(npi_col, value_set=wanted_arr)
-                if len(skip):
-                    later = pc.is_in(npi_col, value_set=skip)
-                    if pc.any(pc.and_(mask, later)).as_py():
-                        replaced.update(npi_col.filter(pc.and_(mask, later)).to_pylist())
-                        mask = pc.and_(mask, pc.invert(later))
-                if not pc.any(mask).as_py():
-                    continue
-                block = _Block(batch.filter(mask))
-                npis = block.get("NPI")
-                block_sides = {kind: side.entries(npis) for kind, side in sides.items()}
-                for npi, result, deactivated in _results(block, block_sides, taxonomy_descriptions):
-                    pending.append(CacheRow(npi, "found", "bulk", url=None, request_params=params,
-                                            api_run_id=api_run_id,
-                                            response_json={"result_count": 1, "results": [result],
-                                                           "source": SOURCE_TAG, "file": bundle.name}))
-                    stats.wanted_found += 1
-                    stats.deactivated += deactivated
-                    if len(pending) >= batch_rows:
-                        writer.put(pending)
-                        stats.batches += 1
-                        pending = []
-            stats.build_seconds += time.perf_counter() - loop_started
-            stats.rows_read[bundle.name] = rows
-            log.info("%s: %s rows read; %s wanted NPIs found so far", bundle.main, f"{rows:,}",
-                     f"{stats.wanted_found:,}")
+        sides: dict[str, _Side] = {}
+        bundle, params = files.monthly, {}
+        loop_started = time.perf_counter()
+        while True:
+            t0 = time.perf_counter()
+            event = next(events, None)
+            stats.read_seconds += time.perf_counter() - t0
+            if event is None:
+                break
+            if event[0] == "start":
+                bundle = files.bundles[event[1]]
+                params = {"source_file": bundle.name}
+                sides = {}  # the previous bundle's side rows go first
+                sides = {kind: _Side(getattr(bundle, kind), kind, wanted_set, stats)
+                         for kind in SIDE_KINDS if getattr(bundle, kind) is not None}
+                continue
+            if event[0] == "end":
+                stats.rows_read[bundle.name] = event[2]
+                log.info("%s: %s rows read; %s wanted NPIs found so far", bundle.main, f"{event[2]:,}",
+                         f"{stats.wanted_found:,}")
+                continue
+            _kind, _k, _rows, batch, skipped = event
+            replaced.update(skipped)
+            if batch is None:
+                continue
+            block = _Block(batch)
+            npis = block.get("NPI")
+            block_sides = {kind: side.entries(npis) for kind, side in sides.items()}
+            for npi, result, deactivated in _results(block, block_sides, taxonomy_descriptions):
+                pending.append(CacheRow(npi, "found", "bulk", url=None, request_params=params,
+                                        api_run_id=api_run_id,
+                                        response_json={"result_count": 1, "results": [result],
+                                                       "source": SOURCE_TAG, "file": bundle.name}))
+                stats.wanted_found += 1
+                stats.deactivated += deactivated
+                if len(pending) >= batch_rows:
+                    writer.put(pending)
+                    stats.batches += 1
+                    pending = []
+        stats.build_seconds = time.perf_counter() - loop_started
         if pending:
             writer.put(pending)
             stats.batches += 1
@@ -858,6 +1087,7 @@ def preload(conn: psycopg.Connection, files: BulkFiles, *, wanted: Iterable[str]
         writer.close()
         writer.waited += time.perf_counter() - t0
     finally:
+        events.close()  # stops the reader (thread or process) on an error
         writer.close(check=False)  # on an error: the batches handed over are still written, then it stops
         if gc_was_enabled:
             gc.enable()

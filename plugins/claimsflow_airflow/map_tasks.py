@@ -61,20 +61,26 @@ def prepare(context: Any) -> dict[str, Any]:
         ids = spending.distinct_identifiers(paths["spending"])
         cache.replace_wanted(conn, "npi", ids.npi_rows())
         cache.replace_wanted(conn, "hcpcs", ids.code_rows())
-        invalid = npi_api.invalid_rows(ids.npis, api_run_id=_run_id(context))
+        # invalid NPIs are recorded once (a rerun does not restamp them, so outputs stay identical)
+        invalid = npi_api.invalid_rows(cache.pending(conn, "npi"), api_run_id=_run_id(context))
         cache.upsert(conn, "npi", invalid)
         pending = {"npi": len(cache.pending(conn, "npi")), "hcpcs": len(cache.pending(conn, "hcpcs"))}
     exists = all(p.exists() for p in (out.npi_parquet, out.hcpcs_parquet, out.npi_mapping, out.hcpcs_mapping))
     complete = exists and not any(pending.values())
-    summary = {"spending_rows": ids.rows, "npis": len(ids.npis), "codes": len(ids.codes), "invalid_npis": len(invalid),
-               "pending": pending, "outputs_exist": exists, "skip": complete and not params["rebuild_map"]}
+    summary = {"spending_rows": ids.rows, "npis": len(ids.npis), "codes": len(ids.codes),
+               "invalid_npis": sum(1 for _, ok in ids.npi_rows() if not ok), "invalid_recorded_now": len(invalid),
+               "pending": pending, "outputs_exist": exists, "complete": complete,
+               "skip": complete and not params["rebuild_map"]}
     log.info("maps: %s", summary)
     return summary
 
 
 def _skip_if_done(plan: dict[str, Any], what: str) -> None:
-    if plan["skip"]:
-        raise AirflowSkipException(f"{what}: outputs exist and every identifier is resolved (set rebuild_map to redo)")
+    """Resolving steps skip when everything is resolved (rebuild_map then only re-exports from the
+    caches); the export skips only when its outputs exist too and no rebuild was asked for."""
+    if plan["skip"] or (what != "export" and plan["complete"]):
+        raise AirflowSkipException(f"{what}: outputs exist and every identifier is resolved"
+                                   + ("" if plan["skip"] else "; rebuild_map: outputs are rebuilt from the caches"))
 
 
 def npi_bulk(context: Any, plan: dict[str, Any]) -> dict[str, Any]:

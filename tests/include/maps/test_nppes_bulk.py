@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from include.download.archives import extract_zip
 from include.maps import cache, nppes_bulk
-from include.maps.nppes_bulk import NppesBulkError, api_phone, find_bulk_files, iso_date, preload
+from include.maps.nppes_bulk import NpiSet, NppesBulkError, api_phone, find_bulk_files, iso_date, preload
 from include.sandbox import core
 from include.sandbox import providers as pv
 
@@ -172,6 +174,12 @@ def test_preload_resolves_exactly_the_bulk_npis_like_the_api(maps_db, nppes_root
         else:
             assert payload["file"] == files.monthly.name
 
+    # every side member's join was exercised (the comparison above covered them)
+    filled = {k: sum(1 for r in rows.values() if r[7]["results"][0][k])
+              for k in ("practiceLocations", "endpoints", "other_names", "identifiers")}
+    assert all(filled.values()), filled
+    assert any(len(r[7]["results"][0]["taxonomies"]) > 1 for r in rows.values())
+
     # weekly_update NPIs carry the weekly revision, which differs from the monthly one
     updates = [npi for npi, (cat, _p) in providers.items() if cat == "weekly_update"]
     assert updates
@@ -181,7 +189,9 @@ def test_preload_resolves_exactly_the_bulk_npis_like_the_api(maps_db, nppes_root
         basic = rows[npi][7]["results"][0]["basic"]
         assert basic["last_updated"] == pv._iso(p.last_update_date) != pv._iso(monthly.last_update_date)
 
-    assert stats.wanted == len(universe["wanted"])
+    # "UNKNOWN" (a planted spending defect) is no NPI and is not looked for
+    assert stats.wanted == len({n for n in universe["wanted"] if re.fullmatch(r"[1-9][0-9]{9}", n)})
+    assert stats.wanted == len(universe["wanted"]) - 1
     assert stats.wanted_found == len(in_bulk)
     assert stats.deactivated == by_category["deactivated"]
     assert stats.replaced_by_weekly == by_category["weekly_update"]
@@ -192,6 +202,23 @@ def test_preload_resolves_exactly_the_bulk_npis_like_the_api(maps_db, nppes_root
     for side in ("othername", "pl", "endpoint"):
         assert getattr(files.monthly, side).name in stats.rows_read
     assert stats.batches >= 2 and stats.seconds > 0
+
+
+def test_reader_process_gives_the_same_cache(maps_db, nppes_root, universe, taxonomy_desc):
+    """The reader process (what big files get) and the in-process reader write identical rows."""
+    files = find_bulk_files(nppes_root)
+    threaded = preload(maps_db, files, wanted=universe["wanted"], taxonomy_descriptions=taxonomy_desc,
+                       reader="thread", block_size=16_384)
+    expected = cache_rows(maps_db)
+    maps_db.execute("TRUNCATE maps.npi_cache")
+    maps_db.commit()
+    separate = preload(maps_db, files, wanted=universe["wanted"], taxonomy_descriptions=taxonomy_desc,
+                       reader="process", block_size=16_384)
+    assert (threaded.reader, separate.reader) == ("thread", "process")
+    assert cache_rows(maps_db) == expected
+    assert separate.rows_read == threaded.rows_read
+    assert (separate.wanted_found, separate.replaced_by_weekly, separate.deactivated) == \
+        (threaded.wanted_found, threaded.replaced_by_weekly, threaded.deactivated)
 
 
 def test_preload_defaults_to_the_wanted_table_and_is_idempotent(maps_db, nppes_root, universe, taxonomy_desc):
@@ -279,6 +306,32 @@ def test_malformed_row_names_file_and_line(maps_db, nppes_root, universe, tmp_pa
     assert "line 10" in str(exc.value)
 
 
+def test_malformed_row_in_a_later_block_keeps_the_batches_before_it(maps_db, nppes_root, universe, tmp_path):
+    """Small blocks: the bad row is met by the threaded reader after rows were already upserted; the
+    line is found by a serial re-read, and what was written is correct (bulk rows of earlier lines)."""
+    copy_bundle(nppes_root, tmp_path / "nppes")
+    files = find_bulk_files(tmp_path / "nppes")
+    rewrite(files.monthly.main, lambda rows: [*rows[:400], ["1234567893", "1", "only three"], *rows[400:]])
+    with files.monthly.main.open(newline="", encoding="utf-8") as f:
+        before = {r[0] for r in list(csv.reader(f))[1:400]}
+    for reader in ("thread", "process"):
+        with pytest.raises(NppesBulkError, match="malformed row") as exc:
+            preload(maps_db, files, wanted=universe["wanted"], batch_rows=5, block_size=16_384, reader=reader)
+        assert exc.value.source == str(files.monthly.main) and exc.value.line == 401
+        rows = cache_rows(maps_db)
+        assert rows and set(rows) <= before
+        assert {(r[0], r[1]) for r in rows.values()} == {("found", "bulk")}
+
+
+def test_a_failing_database_is_reported_not_hung(db_conninfo, nppes_root, universe):
+    import psycopg
+
+    conn = psycopg.connect(db_conninfo)
+    conn.close()
+    with pytest.raises(psycopg.OperationalError):
+        preload(conn, find_bulk_files(nppes_root), wanted=universe["wanted"], batch_rows=10)
+
+
 # ---------------------------------------------------------------------------------------------- helpers
 
 
@@ -287,3 +340,13 @@ def test_value_helpers():
     assert iso_date("") == "" and iso_date("2007-07-06") == "2007-07-06"
     assert api_phone("8457940996") == "845-794-0996"
     assert api_phone("") == "" and api_phone("+44 20 7946") == "+44 20 7946"
+
+
+def test_npi_set_is_exact():
+    npis = NpiSet(pa.array(["1234567893", "UNKNOWN", None, "0123456789", "1234567893", "2000000001"]))
+    assert len(npis) == 2  # only ten digits, the first not 0, can be an NPI
+    probe = ["1234567893", "123456789", "+123456789", "0123456789", "UNKNOWN", None, "2000000001", "1234567890"]
+    assert npis.mask(pa.array(probe)).to_pylist() == [True, False, False, False, False, False, True, False]
+    assert npis.mask(pa.array(["1234567893", "2000000001", "9999999999"])).to_pylist() == [True, True, False]
+    assert npis.mask(pa.chunked_array([["2000000001"], ["1234567893"]])).to_pylist() == [True, True]
+    assert NpiSet(pa.array([], pa.string())).mask(pa.array(["1234567893"])).to_pylist() == [False]
