@@ -62,7 +62,7 @@ HCPCS_FIELDS = ("code", "display", "short_desc", "long_desc", "add_dt", "act_eff
 
 @dataclass
 class RequestRecord:
-    ts: float
+    ts: float  # time.time() when the request arrived
     client: str
     method: str
     path: str
@@ -349,6 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------------------------------
     def _dispatch(self, method: str) -> None:
+        arrived = time.time()  # the log's timestamp: when the request arrived (what rate limits count)
         split = urlsplit(self.path)
         path = unquote(split.path)
         if method in ("POST", "DELETE") and path != "/_sandbox/faults":
@@ -388,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
-            self.sandbox._record(RequestRecord(time.time(), client, method, path, split.query, self._status, self._sent,
+            self.sandbox._record(RequestRecord(arrived, client, method, path, split.query, self._status, self._sent,
                                                self.headers.get("Range"), self._fault_name))
 
     def _apply_fault(self, fault: Fault, method: str, path: str, query: str) -> bool:
