@@ -792,20 +792,24 @@ class PreloadStats:
 
 
 class _Writer:
-    """Upserts batches on a thread of its own (the connection is used by it alone meanwhile), so the
-    database works on one batch while the next is read. At most one batch waits."""
+    """Upserts batches on threads of their own, one per connection (each connection is used by its
+    thread alone meanwhile): PostgreSQL works on one batch while the next is built, and with two
+    connections one batch is being COPYed while the other's INSERT runs. Each NPI is in one batch
+    only (see `_superseded`), so the order in which batches land does not matter."""
 
-    def __init__(self, conn: psycopg.Connection) -> None:
-        self.conn = conn
-        self.queue: queue.Queue[list[CacheRow] | None] = queue.Queue(maxsize=1)
+    def __init__(self, conns: list[psycopg.Connection]) -> None:
+        self.queue: queue.Queue[list[CacheRow] | None] = queue.Queue(maxsize=len(conns))
         self.error: BaseException | None = None
         self.closed = False
-        self.busy = 0.0  # seconds spent in upserts
-        self.waited = 0.0  # seconds the reading thread waited for a free slot
-        self.thread = threading.Thread(target=self._run, name="nppes-bulk-writer", daemon=True)
-        self.thread.start()
+        self.busy = 0.0  # thread-seconds spent in upserts
+        self.waited = 0.0  # seconds the building thread waited for a free slot
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(c,), name=f"nppes-bulk-writer-{i}", daemon=True)
+                        for i, c in enumerate(conns)]
+        for t in self.threads:
+            t.start()
 
-    def _run(self) -> None:
+    def _run(self, conn: psycopg.Connection) -> None:
         while True:
             rows = self.queue.get()
             if rows is None:
@@ -813,10 +817,11 @@ class _Writer:
             if self.error is None:
                 t0 = time.perf_counter()
                 try:
-                    cache.upsert(self.conn, "npi", rows)
-                except BaseException as exc:  # handed to the reading thread
+                    cache.upsert(conn, "npi", rows)
+                except BaseException as exc:  # handed to the building thread
                     self.error = exc
-                self.busy += time.perf_counter() - t0
+                with self.lock:
+                    self.busy += time.perf_counter() - t0
 
     def put(self, rows: list[CacheRow]) -> None:
         self._raise()
@@ -831,10 +836,24 @@ class _Writer:
     def close(self, *, check: bool = True) -> None:
         if not self.closed:
             self.closed = True
-            self.queue.put(None)
-            self.thread.join()
+            for _ in self.threads:
+                self.queue.put(None)
+            for t in self.threads:
+                t.join()
         if check:
             self._raise()
+
+
+def _sibling_connections(conn: psycopg.Connection, n: int) -> list[psycopg.Connection]:
+    """Up to `n` more connections like `conn` (same DSN and password); fewer if connecting fails."""
+    out: list[psycopg.Connection] = []
+    for _ in range(n):
+        try:
+            out.append(psycopg.connect(conn.info.dsn, password=conn.info.password or None))
+        except Exception as exc:  # one writer still works
+            log.warning("an extra writer connection failed (%s); writing with %d", exc, len(out) + 1)
+            break
+    return out
 
 
 def wanted_npis(conn: psycopg.Connection) -> pa.Array:
@@ -994,7 +1013,7 @@ def preload(conn: psycopg.Connection, files: BulkFiles, *,
             wanted: Iterable[str] | pa.Array | NpiSet | None = None,
             batch_rows: int = DEFAULT_BATCH_ROWS, api_run_id: str | None = None,
             taxonomy_descriptions: Mapping[str, str] | None = None,
-            block_size: int = BLOCK_SIZE, reader: str = "auto") -> PreloadStats:
+            block_size: int = BLOCK_SIZE, reader: str = "auto", writers: int = 2) -> PreloadStats:
     """Write a `found`/`bulk` cache row for every wanted NPI in the bulk files (newest row wins).
 
     `wanted`: the NPIs to keep (default: the Luhn-valid NPIs of maps.npi_wanted). Rows go to the cache
@@ -1002,9 +1021,12 @@ def preload(conn: psycopg.Connection, files: BulkFiles, *,
     correct rows) and the error names the file and line. `reader`: "process" parses and filters the
     CSVs in a child process (a core of its own: the build and the writer here are bound to one core by
     the GIL), "thread" in this process; "auto" takes the process when the main files exceed
-    PROCESS_READER_BYTES."""
+    PROCESS_READER_BYTES. `writers`: connections writing batches at the same time (the extra ones are
+    opened like `conn`; committed batches are independent, so this changes nothing but speed)."""
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    if writers < 1:
+        raise ValueError(f"writers must be at least 1, got {writers}")
     if reader not in ("auto", "thread", "process"):
         raise ValueError(f"reader must be auto, thread or process, got {reader!r}")
     started = time.perf_counter()
@@ -1037,7 +1059,11 @@ def preload(conn: psycopg.Connection, files: BulkFiles, *,
     # collections walk every live batch again and again (3-4x the build time). Off while building.
     gc_was_enabled = gc.isenabled()
     gc.disable()
-    writer = _Writer(conn)
+    # Three threads share the GIL here; a writer back from PostgreSQL should not wait the default 5 ms.
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, 0.0005))
+    extra = _sibling_connections(conn, writers - 1) if writers > 1 else []
+    writer = _Writer([conn, *extra])
     try:
         pending: list[CacheRow] = []
         sides: dict[str, _Side] = {}
@@ -1089,6 +1115,9 @@ def preload(conn: psycopg.Connection, files: BulkFiles, *,
     finally:
         events.close()  # stops the reader (thread or process) on an error
         writer.close(check=False)  # on an error: the batches handed over are still written, then it stops
+        for c in extra:
+            c.close()
+        sys.setswitchinterval(switch_interval)
         if gc_was_enabled:
             gc.enable()
     stats.write_seconds, stats.write_wait_seconds = writer.busy, writer.waited

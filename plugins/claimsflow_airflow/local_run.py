@@ -7,8 +7,16 @@ from typing import Any
 
 def run_dag(dag: Any, **test_kwargs: Any):
     """`dag.test()` with retries off, so a failing task fails at once instead of sleeping through its
-    retry delays (restored afterwards); returns the DagRun, whose state the caller checks."""
+    retry delays (restored afterwards); returns the DagRun, whose state the caller checks.
+
+    In-process runs fold `run_conf` into the DAG's and the tasks' params objects; both are restored
+    afterwards so that the next run of the same DAG object starts from the defaults, as a new run in the
+    scheduler would."""
+    import copy
+
     saved = {task.task_id: task.retries for task in dag.tasks}
+    saved_params = copy.deepcopy(dag.params)
+    saved_task_params = {task.task_id: copy.deepcopy(task.params) for task in dag.tasks}
     for task in dag.tasks:
         task.retries = 0
     try:
@@ -16,6 +24,8 @@ def run_dag(dag: Any, **test_kwargs: Any):
     finally:
         for task in dag.tasks:
             task.retries = saved[task.task_id]
+            task.params = saved_task_params[task.task_id]
+        dag.params = saved_params
 
 
 def task_states(dag_run: Any) -> dict[str, str]:

@@ -110,3 +110,88 @@ def test_full_run_resolves_everything_with_request_discipline(dagbag, downloaded
     assert paths.npi_parquet.stat().st_mtime_ns > before
     assert sandbox_server.requests("/api/") == []
     assert pq.read_table(paths.npi_parquet).equals(npi_table), "the same caches give the same outputs"
+
+
+def test_faults_during_a_run_end_resolved(dagbag, downloaded, sandbox_server, tiny_sandbox, pg, monkeypatch):
+    c = Manifest.read(tiny_sandbox).counts
+    for conn_id in ("AIRFLOW_CONN_NPI_REGISTRY", "AIRFLOW_CONN_CLINICAL_TABLES"):
+        conn = json.loads(os.environ[conn_id])
+        conn["extra"] = {**conn["extra"], "retries": 6, "timeout": 1, "connect_timeout": 1}
+        monkeypatch.setenv(conn_id, json.dumps(conn))
+    # /api/ also prefixes the HCPCS path: whichever API meets them, every fault is absorbed by retries
+    sandbox_server.inject("429", path="/api/", count=2, retry_after=0)  # a burst, Retry-After honoured
+    sandbox_server.inject("5xx", path="/api/", count=2)
+    sandbox_server.inject("malformed_json", path="/api/", count=1)
+    sandbox_server.inject("timeout", path="/api/", count=1, delay=1.5)  # longer than the 1 s read timeout
+    run = run_dag(dagbag.get_dag("claimsflow_maps"), run_conf=FAST)
+    assert run.state == "success", task_states(run)
+    statuses = [r.status for r in sandbox_server.requests("/api/")]
+    assert statuses.count(429) == 2 and sum(1 for s in statuses if s >= 500) == 2
+    assert sum(1 for r in sandbox_server.requests("/api/") if r.fault) == 6
+    rows = dict(pg.execute("SELECT status, count(*) FROM maps.npi GROUP BY 1").fetchall())
+    assert rows["not_found"] == c["spending.category.nowhere"] and "error" not in rows
+    assert pg.execute("SELECT count(*) FROM maps.hcpcs WHERE status = 'error'").fetchone()[0] == 0
+    pg.rollback()
+    with outputs.OutputPaths(downloaded).unresolved.open() as f:
+        assert not any(r["status"] == "error" for r in csv.DictReader(f))
+
+
+def test_a_killed_worker_loses_nothing_and_the_rerun_ends_the_same(dagbag, downloaded, sandbox_server, tiny_sandbox,
+                                                                    pg, db_conninfo, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    c = Manifest.read(tiny_sandbox).counts
+    dag = dagbag.get_dag("claimsflow_maps")
+    # 1. bulk only (no API), so the NPIs left for the API are known
+    first = run_dag(dag, run_conf={**FAST, "skip_api": True})
+    assert first.state == "success", task_states(first)
+    left = pg.execute("SELECT count(*) FROM maps.npi_wanted w WHERE w.luhn_valid AND NOT EXISTS "
+                      "(SELECT 1 FROM maps.npi_cache k WHERE k.npi = w.npi AND k.status <> 'error')").fetchone()[0]
+    pg.rollback()
+    assert left == c["spending.category.api_only"] + c["spending.category.nowhere"]
+
+    # 2. a worker resolving them at 4 requests/s is killed with SIGKILL mid-way
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import sys, psycopg\n"
+        "from include.http.client import HttpClient\n"
+        "from include.maps import cache, npi_api\n"
+        "conn = psycopg.connect(sys.argv[1])\n"
+        "client = HttpClient(sys.argv[2], rate_limit=4)\n"
+        "todo = [n for n in cache.pending(conn, 'npi') if npi_api.is_valid_npi(n)]\n"
+        "npi_api.resolve(conn, client, todo, api_run_id='killed', commit_every=2)\n")
+    sandbox_server.clear_requests()
+    worker = subprocess.Popen([sys.executable, str(script), db_conninfo, sandbox_server.url],
+                              cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    deadline = time.monotonic() + 30
+    while len(sandbox_server.requests("/api/")) < 9 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    asked_before = {r.query for r in sandbox_server.requests("/api/")}
+    cached = pg.execute("SELECT count(*) FROM maps.npi_cache WHERE api_run_id = 'killed'").fetchone()[0]
+    pg.rollback()
+    assert 0 < cached < left, "some answers were stored before the kill"
+
+    # 3. the rerun asks only for what was not stored
+    sandbox_server.clear_requests()
+    rerun = run_dag(dag, run_conf=FAST)
+    assert rerun.state == "success", task_states(rerun)
+    asked_again = [r.query for r in sandbox_server.requests("/api/") if not r.path.startswith("/api/hcpcs")]
+    assert len(asked_again) == left - cached
+    stored_by_killed = {r[0] for r in pg.execute("SELECT npi FROM maps.npi_cache WHERE api_run_id = 'killed'")}
+    assert not any(f"number={n}" in q for q in asked_again for n in stored_by_killed)
+    assert len(asked_before) >= cached
+    resumed = pg.execute("SELECT npi, status, source, provider_name, primary_taxonomy_code FROM maps.npi "
+                         "ORDER BY npi").fetchall()
+    pg.rollback()
+
+    # 4. the same outputs as an uninterrupted run from scratch
+    fresh = run_dag(dag, run_conf={**FAST, "reset_map": True})
+    assert fresh.state == "success", task_states(fresh)
+    assert pg.execute("SELECT npi, status, source, provider_name, primary_taxonomy_code FROM maps.npi "
+                      "ORDER BY npi").fetchall() == resumed
+    pg.rollback()
