@@ -1,5 +1,5 @@
 """US state codes as the Medicare files carry them: SSA 2-digit state codes (not FIPS), with the postal
-abbreviation and the FIPS code they map to. Shipped as versioned data in `data/us_states.csv`
+abbreviation and the FIPS code they map to. Shipped as versioned data in `reference/us_states.csv`
 (SSA codes run alphabetically by state name with DC at 09, PR at 40 and VI at 48; FIPS codes are the
 ANSI/FIPS 5-2 state codes)."""
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent / "reference"
 
 
 @dataclass(frozen=True)
