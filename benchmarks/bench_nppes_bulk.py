@@ -63,9 +63,9 @@ def spending_npis(seed: int, spending: int) -> list[str]:
     return [make_npi(i, valid=category_of(seed, i, spending) != "invalid") for i in range(spending)]
 
 
-def prepare(workdir: Path, rows: int, spending: int, sandbox: Path | None = None) -> Path:
+def prepare(workdir: Path, rows: int, spending: int, sandbox: Path | None = None) -> tuple[Path, Path]:
     """Generate (unless already there for these sizes, or `sandbox` is an existing one) and extract;
-    returns the nppes root."""
+    returns the nppes root and the file of wanted NPIs (the spending NPIs, seed 1)."""
     from include.download.archives import extract_zip
     from include.sandbox.core import SCALES
     from include.sandbox.generate import generate
@@ -89,10 +89,10 @@ def prepare(workdir: Path, rows: int, spending: int, sandbox: Path | None = None
         kind = "weekly" if "_Weekly_" in z.name else "monthly"
         extract_zip(z, nppes_root / kind / z.name.removesuffix(".zip"))
     print(f"extracted in {time.perf_counter() - t0:,.0f} s (reused when unchanged)", flush=True)
-    wanted = workdir / "wanted.txt"
+    wanted = workdir / f"wanted-{spending}.txt"
     if not wanted.exists():
         wanted.write_text("\n".join(spending_npis(1, spending)) + "\n")
-    return nppes_root
+    return nppes_root, wanted
 
 
 def bulk_csvs(nppes_root: Path) -> list[tuple[Path, list[str], str]]:
@@ -119,11 +119,13 @@ def child_preload(nppes_root: Path, dbname: str) -> dict:
     from include.maps import nppes_bulk as nb
 
     with psycopg.connect(conninfo(dbname)) as conn:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         stats = nb.preload(conn, nb.find_bulk_files(nppes_root))
-        seconds = time.perf_counter() - t0
-    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children_mb = children.ru_maxrss / 1024
     return {"seconds": seconds, "rss_mb": peak_rss_mb(), "reader_rss_mb": children_mb, "reader": stats.reader,
+            "cpu": cpu + children.ru_utime + children.ru_stime,
             "found": stats.wanted_found, "wanted": stats.wanted,
             "replaced_by_weekly": stats.replaced_by_weekly, "deactivated": stats.deactivated,
             "rows_read": sum(v for k, v in stats.rows_read.items() if k.startswith("npidata")),
@@ -138,7 +140,7 @@ def child_pyarrow(nppes_root: Path, wanted_file: Path, literal_is_in: bool) -> d
 
     from include.maps import nppes_bulk as nb
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     wanted = pa.array(wanted_file.read_text().split(), type=pa.string())
     if literal_is_in:
         def mask(column):
@@ -156,7 +158,8 @@ def child_pyarrow(nppes_root: Path, wanted_file: Path, literal_is_in: bool) -> d
             if role == "main":
                 rows += batch.num_rows
                 kept += filtered.num_rows
-    return {"seconds": time.perf_counter() - t0, "rss_mb": peak_rss_mb(), "found": kept, "rows_read": rows}
+    return {"seconds": time.perf_counter() - t0, "rss_mb": peak_rss_mb(), "found": kept, "rows_read": rows,
+            "cpu": time.process_time() - c0}
 
 
 def is_in_cost(wanted_file: Path) -> tuple[float, float]:
@@ -216,7 +219,7 @@ def main() -> int:
     spending = a.spending or rows // 5
     workdir = a.workdir or Path(tempfile.gettempdir()) / f"claimsflow-bench-nppes-{rows}"
     print(machine_line(), flush=True)
-    nppes_root = prepare(workdir, rows, spending, a.sandbox)
+    nppes_root, wanted_file = prepare(workdir, rows, spending, a.sandbox)
     csvs = bulk_csvs(nppes_root)
     main_bytes = sum(p.stat().st_size for p, _c, role in csvs if role == "main")
     print(f"{len(csvs)} CSVs, main files {main_bytes / 2**30:,.2f} GiB, {len(csvs[0][1])} of "
@@ -235,7 +238,7 @@ def main() -> int:
             cache.ensure_schema(conn)
             from include.sandbox.core import is_valid_npi
 
-            npis = (workdir / "wanted.txt").read_text().split()
+            npis = wanted_file.read_text().split()
             cache.replace_wanted(conn, "npi", ((n, is_valid_npi(n)) for n in npis))
         # warm the page cache for both runs alike
         for path, _c, _r in csvs:
@@ -243,7 +246,7 @@ def main() -> int:
                 while f.read(16 << 20):
                     pass
         base = run_child(["--child", "pyarrow", "--nppes-root", str(nppes_root), "--wanted-file",
-                          str(workdir / "wanted.txt"), *(["--literal-is-in"] if a.literal_is_in else [])])
+                          str(wanted_file), *(["--literal-is-in"] if a.literal_is_in else [])])
         pre = run_child(["--child", "preload", "--nppes-root", str(nppes_root), "--db", dbname])
         with psycopg.connect(conninfo(dbname)) as conn:
             size = conn.execute("SELECT pg_total_relation_size('maps.npi_cache')").fetchone()[0]
@@ -252,13 +255,14 @@ def main() -> int:
             with psycopg.connect(conninfo(), autocommit=True) as admin:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
-    per_is_in, per_set = is_in_cost(workdir / "wanted.txt")
+    per_is_in, per_set = is_in_cost(wanted_file)
     print(table([
         (f"pyarrow projected read + {'pc.is_in' if a.literal_is_in else 'NpiSet filter'}", f"{base['rows_read']:,}", f"{base['found']:,}", f"{base['seconds']:.1f}",
-         f"{base['rows_read'] / base['seconds']:,.0f}", f"{base['rss_mb']:,.0f}"),
+         f"{base['cpu']:.1f}", f"{base['rows_read'] / base['seconds']:,.0f}", f"{base['rss_mb']:,.0f}"),
         ("nppes_bulk.preload -> cache", f"{pre['rows_read']:,}", f"{pre['found']:,}", f"{pre['seconds']:.1f}",
-         f"{pre['rows_read'] / pre['seconds']:,.0f}", f"{pre['rss_mb']:,.0f}"),
-    ], ("method", "main rows", "wanted rows", "seconds", "rows/s", "peak RSS MB")))
+         f"{pre['cpu']:.1f}", f"{pre['rows_read'] / pre['seconds']:,.0f}", f"{pre['rss_mb']:,.0f}"),
+    ], ("method", "main rows", "wanted rows", "seconds", "CPU s*", "rows/s", "peak RSS MB")))
+    print("* CPU of the Python process(es): preload's includes its reader process, not the PostgreSQL backends")
     print(f"wanted {pre['wanted']:,} NPIs; replaced by weekly {pre['replaced_by_weekly']:,}; deactivated "
           f"{pre['deactivated']:,}; maps.npi_cache {size / 2**20:,.0f} MB")
     print(f"filter cost per 3,600-row block against {pre['wanted']:,} NPIs: pc.is_in {per_is_in * 1000:,.1f} ms "

@@ -10,19 +10,32 @@ oldest first. `preload` streams them and writes one `found`/`bulk` cache row per
     stats = preload(conn, files)                 # wanted = maps.npi_wanted (Luhn-valid ones)
 
 How it stays fast and flat at 9M rows x 330 columns:
-- the main CSVs are read with pyarrow's streaming reader, projecting only the columns the API shape
-  needs (all as strings, so leading zeros stay), and filtered to the wanted NPIs with `pc.is_in`
-  before any value becomes a Python object; only the filtered rows of one block are converted;
-- the side files are streamed the same way and only the wanted NPIs' rows are kept (joined to the
-  main rows of the same bundle);
-- cache rows go out in batches (`batch_rows`) through `cache.upsert` on a writer thread, so
-  PostgreSQL works on one batch while the next one is read. Memory: the wanted set, the side rows of
-  wanted NPIs of one bundle, and two batches.
+- the main CSVs are read with pyarrow's streaming reader (4 MB blocks), projecting only the columns
+  the API shape needs (326 of 330; all as strings, so leading zeros stay), and each block is
+  filtered to the wanted NPIs before any value becomes a Python object (`NpiSet`: sorted int64 +
+  numpy searchsorted; `pc.is_in` would hash the 1.8M wanted NPIs again for every block). For big
+  files (`reader="auto"`) the parsing and filtering run in a reader process that hands over only
+  the wanted rows as Arrow IPC, so they get a core of their own; the build and the writers here
+  share one (the GIL);
+- the side files are streamed the same way; the wanted NPIs' rows stay in Arrow (sorted, with an
+  npi -> row-range index) and become dicts only for the block being built;
+- cache rows go out in batches (`batch_rows`) through `cache.upsert` on writer threads (two
+  connections by default: one batch is COPYed while the other's INSERT runs), so PostgreSQL works
+  while the next batch is built; the cyclic GC is paused meanwhile (the results have no cycles, and
+  its full collections would walk every live batch again and again).
+Memory: the wanted set (8 bytes an NPI), the side rows of wanted NPIs of one bundle in Arrow, a few
+blocks, and one batch being built, one waiting and one per writer.
 
 Weekly precedence: a weekly row replaces the monthly row and later weeklies replace earlier ones. The
 weekly main files are scanned (NPI column only) first, so each NPI is written once, from the newest
-file that has it: a killed run never leaves an outdated monthly row behind a newer weekly one. (The
-outcome equals processing monthly then weeklies with later upserts winning.)
+file that has it: a killed run never leaves an outdated monthly row behind a newer weekly one, and
+batches may land in any order. (The outcome equals processing monthly then weeklies with later
+upserts winning.) Side rows come from the bundle the main row comes from.
+
+Errors (`NppesBulkError`, naming the file and, for a malformed row, the line): a missing required
+column of any main or side file is found before anything is written; a malformed row stops the run
+where it is met (the batches already upserted stay: they are correct rows; nothing marks the preload
+complete, that is the caller's step).
 
 The result objects have the NPI Registry API v2.1 shape (include/sandbox/providers.py `api_result`):
 `number, enumeration_type, basic, addresses [LOCATION, MAILING], practiceLocations, taxonomies,
@@ -34,7 +47,8 @@ identifiers, endpoints, other_names`. What bulk cannot reproduce, documented:
 - empty values are left out of `basic` (as the API does); a deactivated NPI has only
   `basic = {"status": "D", "deactivation_date": …}` and empty lists, `enumeration_type` None when the
   file does not say;
-- dates are converted from MM/DD/YYYY to YYYY-MM-DD, 10-digit phone numbers to 617-555-1234.
+- dates are converted from MM/DD/YYYY to YYYY-MM-DD, 10-digit phone numbers to 617-555-1234;
+- `wanted` strings that are no NPI (ten digits, the first not 0), e.g. "UNKNOWN", are not looked for.
 """
 
 from __future__ import annotations
@@ -264,6 +278,13 @@ ENDPOINT_FIELDS = {
     "affiliationaddresspostalcode": "postal_code",
 }
 SIDE_FIELDS = {"othername": OTHERNAME_FIELDS, "pl": PL_FIELDS, "endpoint": ENDPOINT_FIELDS}
+SIDE_LABELS = {"npi": "NPI", "name": "Provider Other Organization Name",
+               "code": "Provider Other Organization Name Type Code",
+               "line1": "Provider Secondary Practice Location Address- Address Line 1",
+               "city": "Provider Secondary Practice Location Address- City Name",
+               "state": "Provider Secondary Practice Location Address- State Name",
+               "postal": "Provider Secondary Practice Location Address- Postal Code",
+               "endpointType": "Endpoint Type", "endpoint": "Endpoint"}  # for messages (matching ignores case/punctuation)
 SIDE_REQUIRED = {
     "othername": ("npi", "name", "code"),
     "pl": ("npi", "line1", "city", "state", "postal"),
@@ -426,7 +447,8 @@ def _side_projection(path: Path, kind: str) -> dict[str, str]:
             found[key] = name
     missing = [f for f in SIDE_REQUIRED[kind] if f not in found]
     if missing:
-        raise NppesBulkError(f"not an NPPES {kind}_pfile: missing required column(s) for {', '.join(missing)}",
+        names = ", ".join(repr(SIDE_LABELS.get(f, f)) for f in missing)
+        raise NppesBulkError(f"not an NPPES {kind}_pfile: missing required column(s) {names}",
                              source=str(path), line=1)
     return found
 
@@ -798,7 +820,7 @@ class _Writer:
     only (see `_superseded`), so the order in which batches land does not matter."""
 
     def __init__(self, conns: list[psycopg.Connection]) -> None:
-        self.queue: queue.Queue[list[CacheRow] | None] = queue.Queue(maxsize=len(conns))
+        self.queue: queue.Queue[list[CacheRow] | None] = queue.Queue(maxsize=1)  # memory: one waits
         self.error: BaseException | None = None
         self.closed = False
         self.busy = 0.0  # thread-seconds spent in upserts
@@ -1051,7 +1073,7 @@ def preload(conn: psycopg.Connection, files: BulkFiles, *,
         reader = "process" if sum(b.main.stat().st_size for b in files.bundles) > PROCESS_READER_BYTES else "thread"
     stats.reader = reader
     if reader == "process":
-        events = _prefetch(_filtered_in_process(jobs, wanted_set, superseded, block_size), depth=64)
+        events = _prefetch(_filtered_in_process(jobs, wanted_set, superseded, block_size), depth=16)
     else:
         events = _filtered(jobs, wanted_set, superseded, block_size)
 

@@ -289,7 +289,7 @@ def test_missing_required_column_names_the_file(maps_db, nppes_root, universe, t
     main = folder / files.monthly.name
     shutil.copy(nppes_root / "monthly" / folder.name / files.monthly.name, main)
     rewrite(files.monthly.pl, lambda rows: [["Provider Number", *rows[0][1:]], *rows[1:]])
-    with pytest.raises(NppesBulkError, match="pl_pfile: missing required column") as exc:
+    with pytest.raises(NppesBulkError, match="pl_pfile: missing required column.*'NPI'") as exc:
         preload(maps_db, files, wanted=universe["wanted"])
     assert str(files.monthly.pl) in str(exc.value)
     assert cache_rows(maps_db) == {}
