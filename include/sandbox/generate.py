@@ -18,7 +18,7 @@ from include.sandbox.core import SCALES, Manifest, Scale
 log = logging.getLogger("claimsflow.sandbox")
 
 # Bumped whenever a generator's output changes, so `make demo` regenerates an outdated sandbox.
-SANDBOX_VERSION = 3
+SANDBOX_VERSION = 4
 
 # name -> module; the order is the generation order.
 PARTS: dict[str, str] = {

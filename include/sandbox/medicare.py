@@ -382,8 +382,10 @@ class FwfWriter:
 
 
 def write_fts(path: Path, writer: FwfWriter, *, year: int, description: str, data_bytes: int,
-              length_key: str, terminator: str, misalign: set[str]) -> list[int]:
-    """The File Transfer Summary; returns the line numbers of deliberately misaligned column rows."""
+              length_key: str, terminator: str) -> list[int]:
+    """The File Transfer Summary; returns the line numbers of the misaligned column rows: as in real
+    files, a short name longer than its 12-character field (MEDPAR_YR_NUM, DGNS_VRSN_CD_nn) runs into
+    the type field instead of being cut."""
     widths = (4, 30, 12, 4, 5, 6, 44)
     header = ["File Transfer Summary", "",
               f"{'Researcher:':<53}JANE Q RESEARCHER",
@@ -404,7 +406,7 @@ def write_fts(path: Path, writer: FwfWriter, *, year: int, description: str, dat
     start = 1
     for i, f in enumerate(writer.layout, 1):
         cells = [str(i), f.long, f.short, f.type, str(start), f.width_text, f.desc]
-        if f.short in misalign:  # a real-world overflow: the short name runs into the type field
+        if len(f.short) > widths[2]:  # a real-world overflow: the short name runs into the type field
             row = f"{cells[0]:<4} {cells[1]:<30} {cells[2]} {cells[3]:<4} {cells[4]:<5} {cells[5]:<6} {cells[6]}"
             misaligned.append(len(lines) + 1)
         else:
@@ -593,8 +595,7 @@ class _Sinks:
                 terminator = {0: "- End of Document -", 1: "End of Document", 2: "Note: Dates are in YYYYMMDD format."}[year % 3]
                 fts = self.folder / f"{w.base}.fts"
                 misaligned = write_fts(fts, w, year=year, description=f"{kind.upper().replace('_', ' ')} {year}",
-                                       data_bytes=data_bytes, length_key=key, terminator=terminator,
-                                       misalign={"MEDPAR_YR_NUM"})
+                                       data_bytes=data_bytes, length_key=key, terminator=terminator)
                 ctx.manifest.add_file(ctx.root, fts, "medicare_fts", year=year, table=kind)
                 for name, rows in rows_by_part.items():
                     ctx.manifest.add_file(ctx.root, self.folder / name, "medicare_fwf", year=year, table=kind, rows=rows)

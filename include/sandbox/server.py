@@ -108,6 +108,10 @@ class SandboxServer:
         self.host, self._port = host, port
         self._lock = threading.Lock()
         self._log: list[RequestRecord] = []
+        # Requests being answered: a client can read its response before the handler has logged it,
+        # so readers of the log wait for those (briefly) to see every request already answered.
+        self._inflight = 0
+        self._settled = threading.Condition(self._lock)
         self._faults: deque[Fault] = deque()
         self._buckets: dict[str, TokenBucket] = {}
         self.set_rate_limit(rate_limit, burst)
@@ -149,12 +153,18 @@ class SandboxServer:
 
     # -------------------------------------------------------------------------------- control
     def requests(self, path: str = "") -> list[RequestRecord]:
-        with self._lock:
+        with self._settled:
+            self._settled.wait_for(lambda: self._inflight == 0, timeout=2.0)
             return [r for r in self._log if r.path.startswith(path)]
 
     def clear_requests(self) -> None:
-        with self._lock:
+        with self._settled:
+            self._settled.wait_for(lambda: self._inflight == 0, timeout=2.0)
             self._log.clear()
+
+    def _begin(self) -> None:
+        with self._lock:
+            self._inflight += 1
 
     def inject(self, kind: str, *, path: str = "", count: int = 1, **params: Any) -> None:
         if kind not in FAULT_KINDS:
@@ -190,8 +200,10 @@ class SandboxServer:
             return bucket.take()
 
     def _record(self, record: RequestRecord) -> None:
-        with self._lock:
+        with self._settled:
             self._log.append(record)
+            self._inflight -= 1
+            self._settled.notify_all()
 
     # -------------------------------------------------------------------------------- APIs
     def npi_api(self, query: dict[str, str]) -> dict:
@@ -357,6 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if path.startswith("/_sandbox/"):
             return self._control(method, path)
+        self.sandbox._begin()  # paired with _record in the finally below
         self._sent = 0
         self._status = 0
         self._fault_name: str | None = None

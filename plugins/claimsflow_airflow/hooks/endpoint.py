@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk.bases.hook import BaseHook
+from airflow.providers.http.hooks.http import HttpHook
 
 from include.http.client import HttpClient, RetryPolicy
 
 
-class ClaimsflowHttpHook(BaseHook):
+class ClaimsflowHttpHook(HttpHook):
+    """The providers' HttpHook (same `http` connection type and form, its `run()` still works) with
+    `get_client()`: the rate-limited, retrying client the domain code uses."""
+
     conn_name_attr = "http_conn_id"
     default_conn_name = "http_default"
     conn_type = "http"
@@ -32,13 +35,13 @@ class ClaimsflowHttpHook(BaseHook):
 
     def __init__(self, http_conn_id: str = default_conn_name, *, rate_limit: float | None = None,
                  shared_limit: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(method=kwargs.pop("method", "GET"), http_conn_id=http_conn_id, **kwargs)
         self.http_conn_id = http_conn_id
         self.rate_limit = rate_limit
         self.shared_limit = shared_limit
         self.limiter: Any = None
 
-    def base_url(self, conn: Any) -> str:
+    def endpoint_base(self, conn: Any) -> str:
         host = (conn.host or "").strip()
         if "://" in host:
             base = host.rstrip("/")
@@ -67,7 +70,7 @@ class ClaimsflowHttpHook(BaseHook):
 
             self.limiter = PgRateLimiter(connect, self.shared_limit, float(rate))
         return HttpClient(
-            self.base_url(conn),
+            self.endpoint_base(conn),
             rate_limit=float(rate) if rate else None,
             burst=int(extra["burst"]) if extra.get("burst") else None,
             timeout=timeout,
@@ -81,6 +84,3 @@ class ClaimsflowHttpHook(BaseHook):
         """Release the shared limiter's database connection."""
         if self.limiter is not None:
             self.limiter.close()
-
-    def get_conn(self) -> HttpClient:
-        return self.get_client()

@@ -115,8 +115,9 @@ def test_fts_describes_its_data(tiny_sandbox, expected, year):
     misaligned = expected[year]["files"]["medpar_all_file"]["fts_misaligned_lines"]
     sep = next(line for line in medpar if line.startswith("----"))
     type_col = sum(len(g) + 1 for g in sep.split(" ")[:3])
-    assert [i + 1 for i, line in enumerate(medpar) if "MEDPAR_YR_NUM" in line and line[type_col:type_col + 4] != "CHAR"] \
-        == misaligned and misaligned, "the overflowing short name pushes the type field"
+    pushed = [i + 1 for i, line in enumerate(medpar)
+              if re.match(r"\d+ ", line) and line[type_col:type_col + 4] not in ("CHAR", "NUM ", "DATE")]
+    assert pushed == misaligned and len(misaligned) == 26, "MEDPAR_YR_NUM and DGNS_VRSN_CD_1..25 push the type field"
 
 
 def _fields(info, tiny_sandbox):
