@@ -18,7 +18,9 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -36,7 +38,7 @@ log = logging.getLogger("claimsflow.download")
 
 CHUNK = 1 << 20
 # Network reads: a connection that drops loses at most the chunk in flight, so keep it small.
-NET_CHUNK = 64 << 10
+NET_CHUNK = 1 << 20  # read1() returns what has arrived, up to this
 SIDECAR_SUFFIX = ".download.json"
 PART_SUFFIX = ".part"
 QUARANTINE = ".quarantine"
@@ -160,84 +162,89 @@ def fetch(
     transferred = 0
     resumed = False
     last_error = ""
-    # Hashed on the way in: `hashed` covers the first `hashed_bytes` of the .part file.
-    hashed, hashed_bytes = hashlib.sha256(), 0
-    for attempt in range(1, attempts + 1):
-        have = part.stat().st_size if part.exists() else 0
-        part_meta = _read_json(part_meta_path) if have else None
-        # identity: sizes and byte ranges must be those of the file, not of a compressed stream
-        request_headers = {**headers, "Accept-Encoding": "identity"}
-        if have and part_meta and part_meta.get("url") == url and (part_meta.get("etag") or part_meta.get("last_modified")):
-            request_headers["Range"] = f"bytes={have}-"
-            request_headers["If-Range"] = part_meta.get("etag") or part_meta["last_modified"]
-            request_headers.pop("If-None-Match", None)
-            request_headers.pop("If-Modified-Since", None)
-        elif have:
-            part.unlink()  # a partial file we cannot vouch for: start over
-            have = 0
-        try:
-            response = client.get(url, headers=request_headers, stream=True, accept=(200, 206, 304))
-        except HttpError as exc:
-            raise DownloadError(f"download failed: {exc}", source=redact(url)) from exc
-
-        with response:
-            if response.status_code == 304:
-                log.info("%s: unchanged on the server (304); 0 bytes transferred", label)
-                return FetchResult(**{**_result_fields(known or {}), "status": "unchanged", "bytes_transferred": transferred})
-            etag = response.headers.get("ETag")
-            last_modified = response.headers.get("Last-Modified")
-            if response.status_code == 206:
-                start, total = _content_range(response.headers.get("Content-Range"), url)
-                if start != have:
-                    raise DownloadError(f"server resumed at byte {start}, expected {have}", source=redact(url))
-                resumed = True
-                log.info("%s: resuming at byte %s of %s", label, f"{have:,}", f"{total:,}")
-                mode = "ab"
-                if hashed_bytes != have:  # a .part left by an earlier run: hash what it holds first
-                    hashed, hashed_bytes = _hash_prefix(part, have)
-            else:
-                length = response.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
+    # Hashed on the way in, on a second thread: `hashed` covers the first `hashed.size` bytes of .part.
+    hashed = _BackgroundHash()
+    try:
+        for attempt in range(1, attempts + 1):
+            have = part.stat().st_size if part.exists() else 0
+            part_meta = _read_json(part_meta_path) if have else None
+            # identity: sizes and byte ranges must be those of the file, not of a compressed stream
+            request_headers = {**headers, "Accept-Encoding": "identity"}
+            if have and part_meta and part_meta.get("url") == url and (part_meta.get("etag") or part_meta.get("last_modified")):
+                request_headers["Range"] = f"bytes={have}-"
+                request_headers["If-Range"] = part_meta.get("etag") or part_meta["last_modified"]
+                request_headers.pop("If-None-Match", None)
+                request_headers.pop("If-Modified-Since", None)
+            elif have:
+                part.unlink()  # a partial file we cannot vouch for: start over
                 have = 0
-                mode = "wb"
-                hashed, hashed_bytes = hashlib.sha256(), 0
-            _write_json_atomic(part_meta_path, {"url": url, "etag": etag, "last_modified": last_modified, "total": total})
-            progress = Progress(f"download {label}", total=total, unit="B", start=have)
             try:
-                with part.open(mode) as out:
-                    for block in _blocks(response):
-                        out.write(block)
-                        hashed.update(block)
-                        hashed_bytes += len(block)
-                        transferred += len(block)
-                        progress.advance(len(block))
-            except RETRYABLE_EXCEPTIONS + (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
-                last_error = f"connection lost after {part.stat().st_size:,} bytes ({type(exc).__name__})"
-                log.warning("%s: %s; attempt %d/%d", label, last_error, attempt, attempts)
-                if attempt < attempts:
-                    time.sleep(min(2 ** (attempt - 1), 30) * 0.1)
-                continue
-            except OSError as exc:
-                raise DownloadError(f"cannot write the download: {exc.strerror}", source=str(part)) from exc
-        size = part.stat().st_size
-        if total is not None and size < total:
-            last_error = f"body ended after {size:,} of {total:,} bytes"
-            log.warning("%s: %s; attempt %d/%d", label, last_error, attempt, attempts)
-            continue
-        if total is not None and size > total:
-            quarantine(part, f"{size:,} bytes received, server announced {total:,}")
-            part_meta_path.unlink(missing_ok=True)
-            raise DownloadError(f"received {size:,} bytes, more than the announced {total:,}; quarantined", source=redact(url))
-        progress.finish()
-        break
-    else:
-        raise DownloadError(
-            f"download incomplete after {attempts} attempts ({last_error}); the partial file {part.name} is kept and "
-            "the next run resumes it",
-            source=redact(url),
-        )
+                response = client.get(url, headers=request_headers, stream=True, accept=(200, 206, 304))
+            except HttpError as exc:
+                raise DownloadError(f"download failed: {exc}", source=redact(url)) from exc
 
-    digest = hashed.hexdigest() if hashed_bytes == part.stat().st_size else sha256_of(part)
+            with response:
+                if response.status_code == 304:
+                    log.info("%s: unchanged on the server (304); 0 bytes transferred", label)
+                    return FetchResult(**{**_result_fields(known or {}), "status": "unchanged", "bytes_transferred": transferred})
+                etag = response.headers.get("ETag")
+                last_modified = response.headers.get("Last-Modified")
+                if response.status_code == 206:
+                    start, total = _content_range(response.headers.get("Content-Range"), url)
+                    if start != have:
+                        raise DownloadError(f"server resumed at byte {start}, expected {have}", source=redact(url))
+                    resumed = True
+                    log.info("%s: resuming at byte %s of %s", label, f"{have:,}", f"{total:,}")
+                    mode = "ab"
+                    if hashed.size != have:  # a .part left by an earlier run: hash what it holds first
+                        hashed.finish()
+                        hashed = _BackgroundHash(*_hash_prefix(part, have))
+                else:
+                    length = response.headers.get("Content-Length")
+                    total = int(length) if length and length.isdigit() else None
+                    have = 0
+                    mode = "wb"
+                    hashed.finish()
+                    hashed = _BackgroundHash()
+                _write_json_atomic(part_meta_path, {"url": url, "etag": etag, "last_modified": last_modified, "total": total})
+                progress = Progress(f"download {label}", total=total, unit="B", start=have)
+                try:
+                    with part.open(mode) as out:
+                        for block in _blocks(response):
+                            out.write(block)
+                            hashed.update(block)
+                            transferred += len(block)
+                            progress.advance(len(block))
+                except RETRYABLE_EXCEPTIONS + (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+                    last_error = f"connection lost after {part.stat().st_size:,} bytes ({type(exc).__name__})"
+                    log.warning("%s: %s; attempt %d/%d", label, last_error, attempt, attempts)
+                    if attempt < attempts:
+                        time.sleep(min(2 ** (attempt - 1), 30) * 0.1)
+                    continue
+                except OSError as exc:
+                    raise DownloadError(f"cannot write the download: {exc.strerror}", source=str(part)) from exc
+            size = part.stat().st_size
+            if total is not None and size < total:
+                last_error = f"body ended after {size:,} of {total:,} bytes"
+                log.warning("%s: %s; attempt %d/%d", label, last_error, attempt, attempts)
+                continue
+            if total is not None and size > total:
+                quarantine(part, f"{size:,} bytes received, server announced {total:,}")
+                part_meta_path.unlink(missing_ok=True)
+                raise DownloadError(f"received {size:,} bytes, more than the announced {total:,}; quarantined", source=redact(url))
+            progress.finish()
+            break
+        else:
+            raise DownloadError(
+                f"download incomplete after {attempts} attempts ({last_error}); the partial file {part.name} is kept and "
+                "the next run resumes it",
+                source=redact(url),
+            )
+
+        hashed.finish()
+        digest = hashed.hexdigest() if hashed.size == part.stat().st_size else sha256_of(part)
+    finally:
+        hashed.finish()
     if sha256 and digest != sha256.lower():
         quarantine(part, f"sha256 {digest} != expected {sha256}")
         part_meta_path.unlink(missing_ok=True)
@@ -258,6 +265,37 @@ def fetch(
     status = "resumed" if resumed else "downloaded"
     log.info("%s: %s, %s bytes (%s transferred by this run)", label, status, f"{record['bytes']:,}", f"{transferred:,}")
     return FetchResult(**{**_result_fields(record), "status": status, "bytes_transferred": transferred})
+
+
+class _BackgroundHash:
+    """sha256 on a second thread: hashlib releases the GIL on large buffers, so hashing overlaps
+    receiving and writing instead of adding to them (a bounded queue keeps memory flat)."""
+
+    def __init__(self, h=None, size: int = 0) -> None:
+        self.h = h or hashlib.sha256()
+        self.size = size
+        self._queue: queue.Queue = queue.Queue(maxsize=16)
+        self._thread = threading.Thread(target=self._run, name="fetch-sha256", daemon=True)
+        self._thread.start()
+        self._done = False
+
+    def _run(self) -> None:
+        while (block := self._queue.get()) is not None:
+            self.h.update(block)
+
+    def update(self, block: bytes) -> None:
+        self._queue.put(block)
+        self.size += len(block)
+
+    def finish(self) -> None:
+        if not self._done:
+            self._done = True
+            self._queue.put(None)
+            self._thread.join()
+
+    def hexdigest(self) -> str:
+        self.finish()
+        return self.h.hexdigest()
 
 
 def _hash_prefix(path: Path, size: int):
