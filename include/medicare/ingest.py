@@ -1,0 +1,200 @@
+"""Loading ResDAC files into `medicare_raw`, one table per file, every row traceable to its source.
+
+Fixed-width (2011+): `store_layout` keeps the parsed FTS in `claimsflow_meta.medicare_layouts`;
+`load_fwf` streams the `.dat` part(s) through the vectorised reader into a staging table with COPY:
+
+- columns: `source_file` (the .dat part's name), `record_number` (its line in that file), the FTS
+  columns (lower-case short names, SQL types from the FTS), and the uniform `bene_id`, `state`, `zip`,
+  `year` GENERATED from the first candidate column (include/medicare/uniform.py), or NULL;
+- refused records (wrong length, a value that does not fit its type) go to
+  `medicare_raw.ingest_rejects` with their raw bytes, in the same transaction;
+- the primary key (source_file, record_number) and the bene_id index are built after the load, then
+  the staging table replaces the old one atomically;
+- the load is recorded in `claimsflow_meta.load_manifest` with a fingerprint of the FTS and data files
+  (size + sha256): the same files again are skipped; changed files replace the table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from include.db.postgres import copy_rows, copy_text, read_sql, replacing_table, run_sql_file, validate_identifier
+from include.fts_parsers.fixed_width import FwfReader, batch_to_csv
+from include.fts_parsers.fts import FtsFile, FtsLayout
+from include.medicare.uniform import match_uniform
+from include.meta import manifest as load_manifest
+from include.meta.manifest import RunInfo
+
+log = logging.getLogger("claimsflow.medicare")
+
+SCHEMA = "medicare_raw"
+DATASET = "medicare_raw"
+
+
+@dataclass
+class LoadResult:
+    table: str
+    status: str  # loaded | skipped
+    rows: int = 0
+    rejected: int = 0
+    rejected_by_kind: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    uniform: dict[str, str | None] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    load_manifest.ensure_meta_schema(conn)
+    run_sql_file(conn, "medicare_raw/create_schema.sql")
+    conn.commit()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(paths: list[Path]) -> tuple[int, str]:
+    """(total bytes, sha256 over each file's name, size and sha256): what "the same files" means."""
+    h = hashlib.sha256()
+    total = 0
+    for p in paths:
+        size = p.stat().st_size
+        total += size
+        h.update(f"{p.name}\0{size}\0{_sha256(p)}\n".encode())
+    return total, h.hexdigest()
+
+
+def store_layout(conn: psycopg.Connection, fts_file: FtsFile, layout: FtsLayout) -> None:
+    conn.execute(read_sql("medicare_raw/upsert_layout.sql"), {
+        "table_name": fts_file.table, "year": fts_file.year, "fts_path": str(fts_file.fts),
+        "fts_sha256": _sha256(fts_file.fts), "record_length": layout.record_length,
+        "columns": len(layout.columns), "layout": Jsonb(layout.to_dict())})
+    conn.commit()
+
+
+def stored_layout(conn: psycopg.Connection, table: str) -> FtsLayout | None:
+    row = conn.execute("SELECT layout FROM claimsflow_meta.medicare_layouts WHERE table_name = %s", (table,)).fetchone()
+    return FtsLayout.from_dict(row[0]) if row else None
+
+
+def _uniform_expr(source: str, sql_type: str) -> sql.Composable:
+    col = sql.Identifier(source)
+    if sql_type.startswith(("varchar", "text")):
+        return sql.SQL("nullif(btrim({}), '')").format(col)
+    return sql.SQL("({})::text").format(col)
+
+
+def _year_expr(source: str, sql_type: str) -> sql.Composable:
+    col = sql.Identifier(source)
+    if sql_type.startswith(("varchar", "text")):
+        return sql.SQL("CASE WHEN {c} ~ '^\\s*[0-9]{{1,4}}\\s*$' THEN btrim({c})::integer END").format(c=col)
+    return sql.SQL("({})::integer").format(col)
+
+
+def table_ddl(schema: str, table: str, columns: list[tuple[str, str]], uniform: dict[str, str | None]) -> sql.Composed:
+    """CREATE TABLE with source_file, record_number, the data columns and the uniform columns."""
+    names = {name for name, _ in columns}
+    parts: list[sql.Composable] = [sql.SQL("source_file text NOT NULL"), sql.SQL("record_number bigint NOT NULL")]
+    parts += [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(sql_type)) for name, sql_type in columns]
+    types = dict(columns)
+    for uniform_name, source in uniform.items():
+        if uniform_name in names:
+            continue  # the file has a column of that very name: it is the uniform column
+        kind = sql.SQL("integer") if uniform_name == "year" else sql.SQL("text")
+        if source is None:
+            parts.append(sql.SQL("{} {}").format(sql.Identifier(uniform_name), kind))
+        else:
+            expr = (_year_expr if uniform_name == "year" else _uniform_expr)(source, types[source])
+            parts.append(sql.SQL("{} {} GENERATED ALWAYS AS ({}) STORED").format(sql.Identifier(uniform_name), kind, expr))
+    return sql.SQL("CREATE TABLE {} ({})").format(sql.Identifier(schema, table), sql.SQL(", ").join(parts))
+
+
+def _sql_columns(layout: FtsLayout) -> list[tuple[str, str]]:
+    out = []
+    for c in layout.columns:
+        name = validate_identifier(c.name.lower(), "FTS column name")
+        if name in ("source_file", "record_number"):
+            raise ValueError(f"{layout.path}: column {c.name} collides with a claimsflow column")
+        out.append((name, c.sql_type))
+    return out
+
+
+def load_fwf(conn: psycopg.Connection, fts_file: FtsFile, layout: FtsLayout, *, run: RunInfo | None = None,
+             block_size: int | None = None, force: bool = False) -> LoadResult:
+    """Load the data files of one FTS into medicare_raw.<table> (replacing it atomically)."""
+    started = time.monotonic()
+    table = validate_identifier(fts_file.table, "table name")
+    target = f"{SCHEMA}.{table}"
+    paths = [fts_file.fts, *fts_file.data]
+    total_bytes, checksum = fingerprint(paths)
+    previous = load_manifest.latest_done(conn, target)
+    conn.rollback()
+    if previous and previous["source_checksum"] == checksum and not force:
+        log.info("%s: the same files are already loaded (load %s); skipped", target, previous["load_id"])
+        return LoadResult(table, "skipped", rows=previous["row_count"] or 0, files=[p.name for p in fts_file.data])
+    columns = _sql_columns(layout)
+    uniform = match_uniform([name for name, _ in columns], source=str(fts_file.fts))
+    load_id = load_manifest.start_load(conn, run or RunInfo(), dataset=DATASET, target=target,
+                                       source_path=str(fts_file.fts), source_bytes=total_bytes,
+                                       source_checksum=checksum, details={"files": [p.name for p in fts_file.data]})
+    result = LoadResult(table, "loaded", files=[p.name for p in fts_file.data], uniform=uniform)
+    copy_columns = ["source_file", "record_number", *[name for name, _ in columns]]
+    try:
+        with replacing_table(conn, SCHEMA, table) as staging:
+            conn.execute(table_ddl(SCHEMA, staging, columns, uniform))
+            conn.execute("DELETE FROM medicare_raw.ingest_rejects WHERE table_name = %s", (table,))
+            for data in fts_file.data:
+                kwargs = {"block_size": block_size} if block_size else {}
+                reader = FwfReader(data, layout.columns, layout.record_length, **kwargs)
+                for batch in reader:
+                    n = batch.table.num_rows
+                    if n:
+                        t = batch.table.add_column(0, "record_number", batch.record_numbers)
+                        t = t.add_column(0, "source_file", pa.array([data.name] * n, pa.string()))
+                        copy_text(conn, (SCHEMA, staging), copy_columns, [batch_to_csv(t)])
+                        result.rows += n
+                    if batch.rejects:
+                        copy_rows(conn, (SCHEMA, "ingest_rejects"),
+                                  ("table_name", "source_file", "record_number", "kind", "reason", "raw"),
+                                  ((table, data.name, r.record, r.kind or "bad_value", r.reason, r.raw) for r in batch.rejects))
+                        for r in batch.rejects:
+                            result.rejected_by_kind[r.kind] = result.rejected_by_kind.get(r.kind, 0) + 1
+                        result.rejected += len(batch.rejects)
+            # indexes after the load, not before
+            # (named after the load, so they never collide with the indexes of the table being replaced)
+            pk = validate_identifier(f"{table[:40]}_pk_{load_id}", "index name")
+            bene = validate_identifier(f"{table[:40]}_bene_{load_id}", "index name")
+            conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (source_file, record_number)").format(
+                sql.Identifier(SCHEMA, staging), sql.Identifier(pk)))
+            conn.execute(sql.SQL("CREATE INDEX {} ON {} (bene_id)").format(sql.Identifier(bene),
+                                                                          sql.Identifier(SCHEMA, staging)))
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(SCHEMA, staging)))
+        # replacing_table committed: the new table and its rejects are visible together
+    except BaseException as exc:
+        load_manifest.fail_load(conn, load_id, exc)
+        raise
+    result.seconds = time.monotonic() - started
+    load_manifest.finish_load(conn, load_id, result.rows, {"rejected": result.rejected,
+                                                          "rejected_by_kind": result.rejected_by_kind,
+                                                          "uniform": uniform, "seconds": round(result.seconds, 2)})
+    log.info("%s: %s rows from %s, %d rejected %s in %.1fs", target, f"{result.rows:,}",
+             ", ".join(result.files), result.rejected, json.dumps(result.rejected_by_kind), result.seconds)
+    return result
