@@ -30,6 +30,9 @@ DEMO_RUNS: list[tuple[str, dict]] = [
                              "hop_teaming_location": "{sandbox}/restricted/hop_teaming"}),
     # The sandbox is on this machine: 20 requests/s instead of the real APIs' conservative 2.
     ("claimsflow_maps", {"requests_per_second": 20.0}),
+    # Restricted files are placed by users; here the sandbox's. One run per year, as a backfill would.
+    ("claimsflow_medicare_ingest", {"year": 2011, "input_folder": "{sandbox}/restricted/medicare"}),
+    ("claimsflow_medicare_ingest", {"year": 2015, "input_folder": "{sandbox}/restricted/medicare"}),
 ]
 
 
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  sandbox:     {sandbox} ({served} requests served during the demo)")
     print(f"  database:    postgresql://{db['login']}@{db['host']}:{db['port']}/{db['schema']}")
     print("               schemas: claimsflow_meta (load_manifest, healthcheck, download_manifest, rate_limits),")
-    print("                        maps (npi, hcpcs, npi_cache, hcpcs_cache)")
+    print("                        maps (npi, hcpcs, npi_cache, hcpcs_cache),")
+    print("                        medicare_raw (one table per ResDAC file, ingest_rejects)")
     print(f"  downloads:   {root / 'raw'}  (medicaid/, nppes/monthly|weekly/, cpt/cpt_hcpcs_fallback.csv, nucc/,")
     print("               hop_teaming/)")
     print(f"  maps:        {root / 'output'}/npi.parquet, hcpcs.parquet; {root / 'mappings'}/npi|hcpcs/*.csv;")

@@ -14,3 +14,4 @@ RAW_NUCC_TAXONOMY = Asset(name="raw_nucc_taxonomy", uri="x-claimsflow://raw/nucc
 RAW_HOP_TEAMING = Asset(name="raw_hop_teaming", uri="x-claimsflow://raw/hop_teaming")
 MAP_NPI = Asset(name="map_npi", uri="x-claimsflow://maps/npi")
 MAP_HCPCS = Asset(name="map_hcpcs", uri="x-claimsflow://maps/hcpcs")
+MEDICARE_RAW = Asset(name="medicare_raw", uri="x-claimsflow://medicare/raw")
