@@ -31,9 +31,18 @@ import pyarrow as pa
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from include.db.postgres import copy_rows, copy_text, read_sql, replacing_table, run_sql_file, validate_identifier
+from include.db.postgres import (
+    copy_rows,
+    copy_text,
+    identifier_from_filename,
+    read_sql,
+    replacing_table,
+    run_sql_file,
+    validate_identifier,
+)
 from include.fts_parsers.fixed_width import FwfReader, batch_to_csv
 from include.fts_parsers.fts import FtsFile, FtsLayout
+from include.fts_parsers.sas7bdat import SasReadError, iter_sas_batches, read_sas_layout
 from include.medicare.uniform import match_uniform
 from include.meta import manifest as load_manifest
 from include.meta.manifest import RunInfo
@@ -111,8 +120,10 @@ def _year_expr(source: str, sql_type: str) -> sql.Composable:
     return sql.SQL("({})::integer").format(col)
 
 
-def table_ddl(schema: str, table: str, columns: list[tuple[str, str]], uniform: dict[str, str | None]) -> sql.Composed:
-    """CREATE TABLE with source_file, record_number, the data columns and the uniform columns."""
+def table_ddl(schema: str, table: str, columns: list[tuple[str, str]], uniform: dict[str, str | None], *,
+              file_year: int | None = None) -> sql.Composed:
+    """CREATE TABLE with source_file, record_number, the data columns and the uniform columns. A file
+    with no year column gets the year of its folder (NSAPH's rule), one without the others NULL."""
     names = {name for name, _ in columns}
     parts: list[sql.Composable] = [sql.SQL("source_file text NOT NULL"), sql.SQL("record_number bigint NOT NULL")]
     parts += [sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(sql_type)) for name, sql_type in columns]
@@ -121,7 +132,9 @@ def table_ddl(schema: str, table: str, columns: list[tuple[str, str]], uniform: 
         if uniform_name in names:
             continue  # the file has a column of that very name: it is the uniform column
         kind = sql.SQL("integer") if uniform_name == "year" else sql.SQL("text")
-        if source is None:
+        if source is None and uniform_name == "year" and file_year is not None:
+            parts.append(sql.SQL("year integer GENERATED ALWAYS AS ({}) STORED").format(sql.Literal(int(file_year))))
+        elif source is None:
             parts.append(sql.SQL("{} {}").format(sql.Identifier(uniform_name), kind))
         else:
             expr = (_year_expr if uniform_name == "year" else _uniform_expr)(source, types[source])
@@ -190,6 +203,18 @@ def _background(items, depth: int = 2):
         worker.join(timeout=5)
 
 
+def _index_after_load(conn: psycopg.Connection, staging: str, table: str, load_id: int) -> None:
+    """Indexes after the load, not before; named after the load, so they never collide with the indexes
+    of the table being replaced; statistics for the columns the processing joins and groups on (all
+    100-400 columns would take seconds)."""
+    pk = validate_identifier(f"{table[:40]}_pk_{load_id}", "index name")
+    bene = validate_identifier(f"{table[:40]}_bene_{load_id}", "index name")
+    conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (source_file, record_number)").format(
+        sql.Identifier(SCHEMA, staging), sql.Identifier(pk)))
+    conn.execute(sql.SQL("CREATE INDEX {} ON {} (bene_id)").format(sql.Identifier(bene), sql.Identifier(SCHEMA, staging)))
+    conn.execute(sql.SQL("ANALYZE {} (source_file, bene_id, state, zip, year)").format(sql.Identifier(SCHEMA, staging)))
+
+
 def load_fwf(conn: psycopg.Connection, fts_file: FtsFile, layout: FtsLayout, *, run: RunInfo | None = None,
              block_size: int | None = None, force: bool = False) -> LoadResult:
     """Load the data files of one FTS into medicare_raw.<table> (replacing it atomically)."""
@@ -212,7 +237,7 @@ def load_fwf(conn: psycopg.Connection, fts_file: FtsFile, layout: FtsLayout, *, 
     copy_columns = ["source_file", "record_number", *[name for name, _ in columns]]
     try:
         with replacing_table(conn, SCHEMA, table) as staging:
-            conn.execute(table_ddl(SCHEMA, staging, columns, uniform))
+            conn.execute(table_ddl(SCHEMA, staging, columns, uniform, file_year=fts_file.year))
             conn.execute("DELETE FROM medicare_raw.ingest_rejects WHERE table_name = %s", (table,))
             for data in fts_file.data:
                 rejects: list = []
@@ -234,17 +259,7 @@ def load_fwf(conn: psycopg.Connection, fts_file: FtsFile, layout: FtsLayout, *, 
                     for r in rejects:
                         result.rejected_by_kind[r.kind] = result.rejected_by_kind.get(r.kind, 0) + 1
                     result.rejected += len(rejects)
-            # indexes after the load, not before
-            # (named after the load, so they never collide with the indexes of the table being replaced)
-            pk = validate_identifier(f"{table[:40]}_pk_{load_id}", "index name")
-            bene = validate_identifier(f"{table[:40]}_bene_{load_id}", "index name")
-            conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY (source_file, record_number)").format(
-                sql.Identifier(SCHEMA, staging), sql.Identifier(pk)))
-            conn.execute(sql.SQL("CREATE INDEX {} ON {} (bene_id)").format(sql.Identifier(bene),
-                                                                          sql.Identifier(SCHEMA, staging)))
-            # statistics for the columns the processing joins and groups on (all 100-400 columns: seconds)
-            conn.execute(sql.SQL("ANALYZE {} (source_file, bene_id, state, zip, year)").format(
-                sql.Identifier(SCHEMA, staging)))
+            _index_after_load(conn, staging, table, load_id)
         # replacing_table committed: the new table and its rejects are visible together
     except BaseException as exc:
         load_manifest.fail_load(conn, load_id, exc)
@@ -255,4 +270,72 @@ def load_fwf(conn: psycopg.Connection, fts_file: FtsFile, layout: FtsLayout, *, 
                                                           "uniform": uniform, "seconds": round(result.seconds, 2)})
     log.info("%s: %s rows from %s, %d rejected %s in %.1fs", target, f"{result.rows:,}",
              ", ".join(result.files), result.rejected, json.dumps(result.rejected_by_kind), result.seconds)
+    return result
+
+
+# ---------------------------------------------------------------------------------------- SAS7BDAT
+
+SAS_TABLES = {"denominator": "mcr_bene", "inpatient": "mcr_ip"}  # NSAPH's names for the 1999-2010 files
+
+
+def sas_table_name(path: Path, year: int) -> str:
+    """`mcr_bene_<year>` / `mcr_ip_<year>` for the denominator / inpatient folders; other folders: a
+    safe name derived from the file name (validated)."""
+    prefix = SAS_TABLES.get(path.parent.name.lower())
+    if prefix:
+        return f"{prefix}_{year}"
+    return validate_identifier(identifier_from_filename(path.name), "table name")
+
+
+def find_sas_files(year_folder: Path) -> list[Path]:
+    return sorted(p for p in Path(year_folder).rglob("*") if p.is_file() and p.suffix.lower() == ".sas7bdat")
+
+
+def load_sas(conn: psycopg.Connection, path: Path, year: int, *, run: RunInfo | None = None, force: bool = False,
+             chunk_rows: int = 100_000, encoding: str | None = None) -> LoadResult:
+    """Load one SAS7BDAT file into medicare_raw.<mcr_bene|mcr_ip>_<year> (replacing it atomically)."""
+    started = time.monotonic()
+    path = Path(path)
+    table = sas_table_name(path, year)
+    target = f"{SCHEMA}.{table}"
+    total_bytes, checksum = fingerprint([path])
+    previous = load_manifest.latest_done(conn, target)
+    conn.rollback()
+    if previous and previous["source_checksum"] == checksum and not force:
+        log.info("%s: the same file is already loaded (load %s); skipped", target, previous["load_id"])
+        return LoadResult(table, "skipped", rows=previous["row_count"] or 0, files=[path.name])
+    layout = read_sas_layout(path, encoding=encoding)
+    columns = [(c.name, c.sql_type) for c in layout.columns]
+    for name, _ in columns:
+        if name in ("source_file", "record_number"):
+            raise ValueError(f"{path}: column {name} collides with a claimsflow column")
+    uniform = match_uniform([name for name, _ in columns], source=str(path))
+    load_id = load_manifest.start_load(conn, run or RunInfo(), dataset=DATASET, target=target, source_path=str(path),
+                                       source_bytes=total_bytes, source_checksum=checksum,
+                                       details={"encoding": layout.encoding, "file_label": layout.file_label})
+    result = LoadResult(table, "loaded", files=[path.name], uniform=uniform)
+    copy_columns = ["source_file", "record_number", *[name for name, _ in columns]]
+    try:
+        with replacing_table(conn, SCHEMA, table) as staging:
+            conn.execute(table_ddl(SCHEMA, staging, columns, uniform, file_year=year))
+
+            def chunks():
+                for record_numbers, t in iter_sas_batches(path, layout, chunk_rows=chunk_rows, encoding=encoding):
+                    n = t.num_rows
+                    t = t.add_column(0, "record_number", record_numbers)
+                    t = t.add_column(0, "source_file", pa.array([path.name] * n, pa.string()))
+                    result.rows += n
+                    yield batch_to_csv(t)
+
+            copy_text(conn, (SCHEMA, staging), copy_columns, chunks())
+            if layout.row_count is not None and result.rows != layout.row_count:
+                raise SasReadError(f"read {result.rows:,} rows, the file header says {layout.row_count:,}",
+                                   source=str(path))
+            _index_after_load(conn, staging, table, load_id)
+    except BaseException as exc:
+        load_manifest.fail_load(conn, load_id, exc)
+        raise
+    result.seconds = time.monotonic() - started
+    load_manifest.finish_load(conn, load_id, result.rows, {"uniform": uniform, "seconds": round(result.seconds, 2)})
+    log.info("%s: %s rows from %s in %.1fs", target, f"{result.rows:,}", path.name, result.seconds)
     return result
