@@ -3,7 +3,8 @@
 
 Users place the restricted files in a folder (param `input_folder`, default
 `<data root>/restricted/medicare`), one sub-folder per year: 2011 and later hold File Transfer Summary
-`.fts` files with their fixed-width `.dat` file(s).
+`.fts` files with their fixed-width `.dat` file(s); 1999-2010 hold `denominator/` and `inpatient/`
+SAS7BDAT files (the year boundary is the `fwf_from_year` param).
 
 For the run's year (the `year` param, else the year of the logical date: the DAG is scheduled yearly
 from 1999, so `airflow backfill create --dag-id claimsflow_medicare_ingest --from-date 1999-01-01
@@ -16,6 +17,8 @@ from 1999, so `airflow backfill create --dag-id claimsflow_medicare_ingest --fro
    with COPY: `source_file` + `record_number` on every row, uniform `bene_id`/`state`/`zip`/`year`,
    refused records in `medicare_raw.ingest_rejects`, indexes after the load, the table replaced
    atomically; files already loaded unchanged are skipped;
+   For SAS years instead: `discover_sas` → `load_sas` (mapped) reads each SAS7BDAT in chunks with its
+   own metadata and encoding into `medicare_raw.mcr_bene_<year>` / `mcr_ip_<year>`, same columns rules;
 4. `publish` emits the `medicare_raw` asset with the year and tables.
 """
 
@@ -55,11 +58,21 @@ def claimsflow_medicare_ingest():
     parsed = FtsParseOperator.partial(task_id="parse_fts", pool="claimsflow_db").expand(fts_file=discover())
     loaded = MedicareFwfLoadOperator.partial(task_id="load", pool="claimsflow_db").expand(fts_file=parsed.output)
 
-    @task(outlets=[assets.MEDICARE_RAW])
-    def publish(loads: list[dict], **context) -> dict:
-        return medicare_tasks.publish(context, list(loads))
+    @task
+    def discover_sas(**context) -> list[str]:
+        return medicare_tasks.discover_sas(context)
 
-    publish(loaded.output)
+    @task(pool="claimsflow_db")
+    def load_sas(path: str, **context) -> dict:
+        return medicare_tasks.load_sas(context, path)
+
+    sas_loaded = load_sas.expand(path=discover_sas())
+
+    @task(outlets=[assets.MEDICARE_RAW], trigger_rule="none_failed_min_one_success")
+    def publish(fwf_loads: list[dict] | None, sas_loads: list[dict] | None, **context) -> dict:
+        return medicare_tasks.publish(context, [*(fwf_loads or []), *(sas_loads or [])])
+
+    publish(loaded.output, sas_loaded)
 
 
 claimsflow_medicare_ingest()

@@ -31,6 +31,7 @@ DEMO_RUNS: list[tuple[str, dict]] = [
     # The sandbox is on this machine: 20 requests/s instead of the real APIs' conservative 2.
     ("claimsflow_maps", {"requests_per_second": 20.0}),
     # Restricted files are placed by users; here the sandbox's. One run per year, as a backfill would.
+    ("claimsflow_medicare_ingest", {"year": 2010, "input_folder": "{sandbox}/restricted/medicare"}),
     ("claimsflow_medicare_ingest", {"year": 2011, "input_folder": "{sandbox}/restricted/medicare"}),
     ("claimsflow_medicare_ingest", {"year": 2015, "input_folder": "{sandbox}/restricted/medicare"}),
 ]

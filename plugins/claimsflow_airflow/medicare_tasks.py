@@ -10,9 +10,11 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowSkipException
 
 from claimsflow_airflow import assets
+from claimsflow_airflow.hooks.postgres import ClaimsflowPostgresHook
 from claimsflow_airflow.operators.fts_operators import fts_file_ref
-from claimsflow_airflow.settings import data_root
+from claimsflow_airflow.settings import data_root, run_info
 from include.fts_parsers.fts import find_fts_files
+from include.medicare import ingest
 
 log = logging.getLogger("claimsflow.medicare")
 
@@ -46,6 +48,28 @@ def discover_fwf(context: Any) -> list[dict[str, Any]]:
         raise AirflowSkipException(f"no .fts with data files in {folder}: nothing to ingest for {year}")
     log.info("%d: %s", year, ", ".join(f.fts.name for f in files))
     return [fts_file_ref(f) for f in files]
+
+
+def discover_sas(context: Any) -> list[str]:
+    """The SAS7BDAT files of the run's year (1999-2010: `<year>/denominator/`, `<year>/inpatient/`)."""
+    year = run_year(context)
+    params = context["params"]
+    if year >= int(params["fwf_from_year"]):
+        raise AirflowSkipException(f"{year}: FTS + fixed-width files, not SAS7BDAT")
+    folder = input_folder(context) / str(year)
+    if not folder.is_dir():
+        raise AirflowSkipException(f"no input folder {folder}: nothing to ingest for {year}")
+    files = ingest.find_sas_files(folder)
+    if not files:
+        raise AirflowSkipException(f"no .sas7bdat files in {folder}: nothing to ingest for {year}")
+    log.info("%d: %s", year, ", ".join(str(p.relative_to(folder)) for p in files))
+    return [str(p) for p in files]
+
+
+def load_sas(context: Any, path: str) -> dict[str, Any]:
+    with ClaimsflowPostgresHook().pg_connection() as conn:
+        ingest.ensure_schema(conn)
+        return ingest.load_sas(conn, Path(path), run_year(context), run=run_info(context)).as_dict()
 
 
 def publish(context: Any, loads: list[dict[str, Any]]) -> dict[str, Any]:

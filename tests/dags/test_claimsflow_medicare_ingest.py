@@ -73,3 +73,17 @@ def test_backfill_over_a_year_range_makes_one_run_per_year():
                          text=True, env=os.environ, timeout=300).stdout
     planned = re.findall(r"^\|\s*(\d{4})-01-01 00:00:00\+00:00", out, flags=re.MULTILINE)  # the table's rows
     assert planned == ["2011", "2012", "2013", "2014", "2015"]
+
+
+def test_a_sas_year_is_ingested(dagbag, tiny_sandbox, clean_raw):
+    pg = clean_raw
+    folder = str(tiny_sandbox / "restricted" / "medicare")
+    run = run_dag(dagbag.get_dag("claimsflow_medicare_ingest"), run_conf={"year": 2005, "input_folder": folder})
+    states = task_states(run)
+    assert run.state == "success", states
+    assert states["discover"] == "skipped" and sum(1 for t in states if t.startswith("load_sas[")) == 2
+    expected = json.loads((tiny_sandbox / "expected" / "medicare_2005.json").read_text())
+    for table, kind in (("mcr_bene_2005", "denominator"), ("mcr_ip_2005", "inpatient")):
+        n = pg.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("medicare_raw", table))).fetchone()[0]
+        assert n == expected["files"][kind]["records"]
+    pg.rollback()
