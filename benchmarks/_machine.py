@@ -1,7 +1,9 @@
-"""What every benchmark prints first: the machine it ran on."""
+"""What every benchmark shares: the machine line it prints first, its table layout, and the database
+it measures against (the `claimsflow_db` connection of the environment)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 
@@ -17,3 +19,10 @@ def table(rows: list[tuple], headers: tuple[str, ...]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def db_conninfo(dbname: str | None = None) -> str:
+    """libpq conninfo of the `claimsflow_db` connection (AIRFLOW_CONN_CLAIMSFLOW_DB), optionally another database."""
+    c = json.loads(os.environ["AIRFLOW_CONN_CLAIMSFLOW_DB"])
+    return (f"host={c['host']} port={c['port']} dbname={dbname or c['schema']} user={c['login']} "
+            f"password={c['password']}")

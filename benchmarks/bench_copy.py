@@ -8,8 +8,6 @@ three numbers). Usage: python benchmarks/bench_copy.py [rows]   (default 500000)
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import psycopg  # noqa: E402
-from _machine import machine_line, table  # noqa: E402
+from _machine import db_conninfo, machine_line, table  # noqa: E402
 
 from include.db.postgres import copy_rows  # noqa: E402
 
@@ -36,8 +34,7 @@ def rows(n: int):
 
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 500_000
-    c = json.loads(os.environ["AIRFLOW_CONN_CLAIMSFLOW_DB"])
-    conninfo = f"host={c['host']} port={c['port']} dbname={c['schema']} user={c['login']} password={c['password']}"
+    conninfo = db_conninfo()
     results = []
     with psycopg.connect(conninfo) as conn:
         conn.execute(DDL.format(name="copy"))

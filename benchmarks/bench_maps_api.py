@@ -11,8 +11,6 @@ Usage: python benchmarks/bench_maps_api.py [--npis 10000] [--codes 5000] [--rps 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 import threading
@@ -25,7 +23,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import psycopg  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-from _machine import machine_line, table  # noqa: E402
+from _machine import db_conninfo, machine_line, table  # noqa: E402
 
 from include.common.npi import is_valid_npi  # noqa: E402
 from include.http.client import HttpClient, RetryPolicy  # noqa: E402
@@ -34,11 +32,6 @@ from include.maps import hcpcs, npi_api  # noqa: E402
 from include.sandbox.core import MEDICAID_PATH, SCALES, make_npi  # noqa: E402
 from include.sandbox.generate import generate  # noqa: E402
 from include.sandbox.server import SandboxServer  # noqa: E402
-
-
-def conninfo() -> str:
-    c = json.loads(os.environ["AIRFLOW_CONN_CLAIMSFLOW_DB"])
-    return f"host={c['host']} port={c['port']} dbname={c['schema']} user={c['login']} password={c['password']}"
 
 
 def busiest_second(stamps: list[float]) -> int:
@@ -56,7 +49,7 @@ def run_workers(server: SandboxServer, rps: float, work: list, fn, workers: int 
     started = time.monotonic()
 
     def worker(part):
-        limiter = PgRateLimiter(lambda: psycopg.connect(conninfo()), name, rps)
+        limiter = PgRateLimiter(lambda: psycopg.connect(db_conninfo()), name, rps)
         client = HttpClient(server.url, limiter=limiter, retry=RetryPolicy(attempts=5, backoff=0.2))
         try:
             for item in part:

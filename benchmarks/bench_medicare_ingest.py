@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import psycopg  # noqa: E402
-from _machine import machine_line, table  # noqa: E402
+from _machine import db_conninfo, machine_line, table  # noqa: E402
 
 from include.fts_parsers.fixed_width import FwfReader, batch_to_csv  # noqa: E402
 from include.fts_parsers.fts import find_fts_files, parse_fts  # noqa: E402
@@ -33,15 +33,10 @@ from include.sandbox.core import SCALES  # noqa: E402
 from include.sandbox.generate import generate  # noqa: E402
 
 
-def conninfo() -> str:
-    c = json.loads(os.environ["AIRFLOW_CONN_CLAIMSFLOW_DB"])
-    return f"host={c['host']} port={c['port']} dbname={c['schema']} user={c['login']} password={c['password']}"
-
-
 def child_ingest(folder: str, kind: str) -> None:
     """Run in a child process: the ingest alone, printing its figures as JSON."""
     fts_file = next(f for f in find_fts_files(folder) if f.base.startswith(kind))
-    with psycopg.connect(conninfo()) as conn:
+    with psycopg.connect(db_conninfo()) as conn:
         ingest.ensure_schema(conn)
         t0 = time.perf_counter()
         result = ingest.load_fwf(conn, fts_file, parse_fts(fts_file.fts), force=True)
@@ -82,7 +77,7 @@ def main() -> int:
                     out.write(batch_to_csv(batch.table))
                     rows_total += batch.table.num_rows
         names = [c.name.lower() for c in layout.columns]
-        with psycopg.connect(conninfo()) as conn:
+        with psycopg.connect(db_conninfo()) as conn:
             ingest.ensure_schema(conn)
             conn.execute("DROP TABLE IF EXISTS bench_raw_copy, bench_row_insert")
             ddl = ", ".join(f'"{n}" text' for n in names)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -40,13 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from _machine import machine_line, table  # noqa: E402
-
-
-def conninfo(dbname: str | None = None) -> str:
-    c = json.loads(os.environ["AIRFLOW_CONN_CLAIMSFLOW_DB"])
-    return (f"host={c['host']} port={c['port']} dbname={dbname or c['schema']} user={c['login']} "
-            f"password={c['password']}")
+from _machine import db_conninfo, machine_line, table  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -118,7 +111,7 @@ def child_preload(nppes_root: Path, dbname: str) -> dict:
 
     from include.maps import nppes_bulk as nb
 
-    with psycopg.connect(conninfo(dbname)) as conn:
+    with psycopg.connect(db_conninfo(dbname)) as conn:
         t0, c0 = time.perf_counter(), time.process_time()
         stats = nb.preload(conn, nb.find_bulk_files(nppes_root))
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -231,12 +224,12 @@ def main() -> int:
     from include.maps import cache
 
     dbname = f"claimsflow_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(conninfo(), autocommit=True) as admin:
+    with psycopg.connect(db_conninfo(), autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
     try:
-        with psycopg.connect(conninfo(dbname)) as conn:
+        with psycopg.connect(db_conninfo(dbname)) as conn:
             cache.ensure_schema(conn)
-            from include.sandbox.core import is_valid_npi
+            from include.common.npi import is_valid_npi
 
             npis = wanted_file.read_text().split()
             cache.replace_wanted(conn, "npi", ((n, is_valid_npi(n)) for n in npis))
@@ -248,11 +241,11 @@ def main() -> int:
         base = run_child(["--child", "pyarrow", "--nppes-root", str(nppes_root), "--wanted-file",
                           str(wanted_file), *(["--literal-is-in"] if a.literal_is_in else [])])
         pre = run_child(["--child", "preload", "--nppes-root", str(nppes_root), "--db", dbname])
-        with psycopg.connect(conninfo(dbname)) as conn:
+        with psycopg.connect(db_conninfo(dbname)) as conn:
             size = conn.execute("SELECT pg_total_relation_size('maps.npi_cache')").fetchone()[0]
     finally:
         if not a.keep:
-            with psycopg.connect(conninfo(), autocommit=True) as admin:
+            with psycopg.connect(db_conninfo(), autocommit=True) as admin:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
     per_is_in, per_set = is_in_cost(wanted_file)

@@ -22,16 +22,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import psycopg  # noqa: E402
 import pyreadstat  # noqa: E402
-from _machine import machine_line, table  # noqa: E402
+from _machine import db_conninfo, machine_line, table  # noqa: E402
 
 from include.medicare import ingest  # noqa: E402
 from include.sandbox.core import SCALES  # noqa: E402
 from include.sandbox.generate import generate  # noqa: E402
-
-
-def conninfo() -> str:
-    c = json.loads(os.environ["AIRFLOW_CONN_CLAIMSFLOW_DB"])
-    return f"host={c['host']} port={c['port']} dbname={c['schema']} user={c['login']} password={c['password']}"
 
 
 def child(path: str, what: str) -> None:
@@ -40,7 +35,7 @@ def child(path: str, what: str) -> None:
         rows = sum(len(df) for df, _ in pyreadstat.read_file_in_chunks(pyreadstat.read_sas7bdat, path,
                                                                        chunksize=100_000))
     else:
-        with psycopg.connect(conninfo()) as conn:
+        with psycopg.connect(db_conninfo()) as conn:
             ingest.ensure_schema(conn)
             rows = ingest.load_sas(conn, Path(path), 2010, force=True).rows
     print(json.dumps({"rows": rows, "seconds": time.perf_counter() - t0,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from include.common.errors import DownloadError
+from include.common.files import read_text
 from include.download.archives import MARKER, NestedReport, extract_nested
 
 log = logging.getLogger("claimsflow.download")
@@ -130,7 +131,7 @@ def status_descriptions(root: Path) -> dict[str, str]:
     """Status code -> description from every status_code.csv under root (the PFS lookup table)."""
     out: dict[str, str] = {}
     for path in sorted(root.rglob("status_code.csv")):
-        rows = list(csv.reader(io.StringIO(_read_text(path))))
+        rows = list(csv.reader(io.StringIO(read_text(path))))
         if not rows:
             continue
         header = [_norm(h) for h in rows[0]]
@@ -142,16 +143,6 @@ def status_descriptions(root: Path) -> dict[str, str]:
             if len(row) > max(code_col, desc_col) and row[code_col].strip():
                 out[row[code_col].strip().upper()] = row[desc_col].strip()
     return out
-
-
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
 
 
 @dataclass
@@ -192,19 +183,34 @@ def _sniff_delimiter(sample: str) -> str:
 
 
 def _generic_rows(path: Path, rel: str) -> Iterator[FallbackRow]:
-    text = _read_text(path)
+    text = read_text(path)
     delimiter = _sniff_delimiter(text[:4096])
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header = next(reader, None)
     if not header:
         return
+    cols = column_positions(header)
+    if has_code_and_description(cols):
+        yield from fallback_rows(reader, cols, source_file=rel)
+
+
+def column_positions(header: list[str], aliases: dict[str, tuple[str, ...]] = ALIASES) -> dict[str, int | None]:
+    """Which column holds each field of `aliases`, headers matched loosely (None: no such column)."""
     norm = [_norm(h) for h in header]
-    cols = {key: next((i for i, h in enumerate(norm) if h in names), None) for key, names in ALIASES.items()}
-    if cols["code"] is None or (cols["short"] is None and cols["long"] is None):
-        return
+    return {key: next((i for i, h in enumerate(norm) if h in names), None) for key, names in aliases.items()}
+
+
+def has_code_and_description(cols: dict[str, int | None]) -> bool:
+    return cols["code"] is not None and (cols["short"] is not None or cols["long"] is not None)
+
+
+def fallback_rows(reader: Iterator[list[str]], cols: dict[str, int | None], *,
+                  source_file: str | None) -> Iterator[FallbackRow]:
+    """Rows of a CSV with code/description columns as FallbackRows (rows without a code or any
+    description skipped); `source_file` None: taken from the file's own source_file column."""
 
     def cell(row: list[str], key: str) -> str:
-        i = cols[key]
+        i = cols.get(key)
         return row[i].strip() if i is not None and i < len(row) else ""
 
     for row in reader:
@@ -216,7 +222,8 @@ def _generic_rows(path: Path, rel: str) -> Iterator[FallbackRow]:
             continue
         yield FallbackRow(
             code, short or long, long or short, cell(row, "add_dt"), cell(row, "act_eff_dt"), cell(row, "term_dt"),
-            cell(row, "obsolete").lower() in TRUTHY, cell(row, "is_noc").lower() in TRUTHY, rel,
+            cell(row, "obsolete").lower() in TRUTHY, cell(row, "is_noc").lower() in TRUTHY,
+            cell(row, "source_file") if source_file is None else source_file,
         )
 
 

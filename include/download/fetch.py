@@ -31,6 +31,7 @@ import requests
 import urllib3
 
 from include.common.errors import DownloadError, HttpError
+from include.common.files import sha256_of
 from include.common.progress import Progress
 from include.http.client import RETRYABLE_EXCEPTIONS, HttpClient, redact
 
@@ -98,14 +99,6 @@ def quarantine(path: Path, reason: str) -> Path:
     dest.with_name(dest.name + ".reason.txt").write_text(reason + "\n")
     log.error("quarantined %s -> %s: %s", path, dest, reason)
     return dest
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _ensure_writable(folder: Path) -> None:

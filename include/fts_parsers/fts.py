@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from include.common.errors import ClaimsflowError
+from include.common.files import decode_text
 from include.db.postgres import identifier_from_filename, validate_identifier
 
 log = logging.getLogger("claimsflow.fts")
@@ -174,16 +175,6 @@ class FtsLayout:
 
 # ------------------------------------------------------------------------------------------ parsing
 
-def decode_fts(data: bytes) -> str:
-    """UTF-8 (BOM or not), else cp1252 (what SAS on Windows writes), else latin-1 (never fails)."""
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
-
-
 def parse_fts(path: str | Path) -> FtsLayout:
     """Parse and validate the FTS at `path`."""
     p = Path(path)
@@ -191,7 +182,7 @@ def parse_fts(path: str | Path) -> FtsLayout:
         data = p.read_bytes()
     except OSError as exc:
         raise FtsError(f"cannot read the FTS: {exc.strerror or exc}", source=str(p)) from exc
-    return parse_fts_text(decode_fts(data), source=str(p))
+    return parse_fts_text(decode_text(data), source=str(p))
 
 
 def _norm_key(key: str) -> str:

@@ -50,6 +50,7 @@ import psycopg
 import requests
 
 from include.common.errors import HttpError
+from include.common.files import read_text
 from include.download import cpt as cpt_download
 from include.download.cpt import FallbackRow
 from include.maps import cache
@@ -64,7 +65,6 @@ DEFAULT_BATCH_SIZE = 100
 # 5 digits (CPT), letter + 4 digits (Level II, CDT-shaped), 4 digits + letter (CPT PLA / Category II / III).
 VALID_SHAPE = re.compile(r"^(?:\d{5}|[A-Z]\d{4}|\d{4}[A-Z])$")
 FALLBACK_MARKER_KEY = "synthetic"
-TRUTHY = cpt_download.TRUTHY
 
 __all__ = [
     "EF_FIELDS", "SEARCH_PATH", "FallbackRow", "HcpcsResponseError", "BatchAnswer", "ResolveStats",
@@ -97,10 +97,6 @@ def is_valid_shape(code: str) -> bool:
 
 
 # -------------------------------------------------------------------------------------------- fallback
-def _norm_header(header: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", header.lower())
-
-
 _FALLBACK_ALIASES: dict[str, tuple[str, ...]] = {**cpt_download.ALIASES, "source_file": ("sourcefile", "source")}
 
 
@@ -113,31 +109,17 @@ def read_fallback(path: str | Path | None) -> dict[str, FallbackRow]:
     if not path.is_file() or path.stat().st_size == 0:
         log.warning("no HCPCS fallback CSV at %s; resolving without fallback", path)
         return {}
-    text = cpt_download._read_text(path)
+    text = read_text(path)
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if not header:
         return {}
-    norm = [_norm_header(h) for h in header]
-    cols = {key: next((i for i, h in enumerate(norm) if h in names), None) for key, names in _FALLBACK_ALIASES.items()}
-    if cols["code"] is None or (cols["short"] is None and cols["long"] is None):
+    cols = cpt_download.column_positions(header, _FALLBACK_ALIASES)
+    if not cpt_download.has_code_and_description(cols):
         raise ValueError(f"{path}: not a fallback CSV (needs a code column and a description column; header {header})")
-
-    def cell(row: list[str], key: str) -> str:
-        i = cols[key]
-        return row[i].strip() if i is not None and i < len(row) else ""
-
     out: dict[str, FallbackRow] = {}
-    for row in reader:
-        code = normalise_code(cell(row, "code"))
-        if not code:
-            continue
-        short, long = cell(row, "short"), cell(row, "long")
-        if not short and not long:
-            continue
-        entry = FallbackRow(code, short or long, long or short, cell(row, "add_dt"), cell(row, "act_eff_dt"),
-                            cell(row, "term_dt"), cell(row, "obsolete").lower() in TRUTHY,
-                            cell(row, "is_noc").lower() in TRUTHY, cell(row, "source_file"))
+    for entry in cpt_download.fallback_rows(reader, cols, source_file=None):
+        code = entry.code
         current = out.get(code)
         if current is None or entry.score() > current.score():
             out[code] = entry

@@ -31,6 +31,7 @@ import pyarrow as pa
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from include.common.files import sha256_of
 from include.db.postgres import (
     copy_rows,
     copy_text,
@@ -74,14 +75,6 @@ def ensure_schema(conn: psycopg.Connection) -> None:
     conn.commit()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fingerprint(paths: list[Path]) -> tuple[int, str]:
     """(total bytes, sha256 over each file's name, size and sha256): what "the same files" means."""
     h = hashlib.sha256()
@@ -89,14 +82,14 @@ def fingerprint(paths: list[Path]) -> tuple[int, str]:
     for p in paths:
         size = p.stat().st_size
         total += size
-        h.update(f"{p.name}\0{size}\0{_sha256(p)}\n".encode())
+        h.update(f"{p.name}\0{size}\0{sha256_of(p)}\n".encode())
     return total, h.hexdigest()
 
 
 def store_layout(conn: psycopg.Connection, fts_file: FtsFile, layout: FtsLayout) -> None:
     conn.execute(read_sql("medicare_raw/upsert_layout.sql"), {
         "table_name": fts_file.table, "year": fts_file.year, "fts_path": str(fts_file.fts),
-        "fts_sha256": _sha256(fts_file.fts), "record_length": layout.record_length,
+        "fts_sha256": sha256_of(fts_file.fts), "record_length": layout.record_length,
         "columns": len(layout.columns), "layout": Jsonb(layout.to_dict())})
     conn.commit()
 
@@ -203,6 +196,16 @@ def _background(items, depth: int = 2):
         worker.join(timeout=5)
 
 
+def _loaded_before(conn: psycopg.Connection, target: str, checksum: str, force: bool) -> dict[str, Any] | None:
+    """The completed load of `target` from the same files (same fingerprint), unless `force`."""
+    previous = load_manifest.latest_done(conn, target)
+    conn.rollback()
+    if previous and previous["source_checksum"] == checksum and not force:
+        log.info("%s: the same files are already loaded (load %s); skipped", target, previous["load_id"])
+        return previous
+    return None
+
+
 def _index_after_load(conn: psycopg.Connection, staging: str, table: str, load_id: int) -> None:
     """Indexes after the load, not before; named after the load, so they never collide with the indexes
     of the table being replaced; statistics for the columns the processing joins and groups on (all
@@ -223,10 +226,8 @@ def load_fwf(conn: psycopg.Connection, fts_file: FtsFile, layout: FtsLayout, *, 
     target = f"{SCHEMA}.{table}"
     paths = [fts_file.fts, *fts_file.data]
     total_bytes, checksum = fingerprint(paths)
-    previous = load_manifest.latest_done(conn, target)
-    conn.rollback()
-    if previous and previous["source_checksum"] == checksum and not force:
-        log.info("%s: the same files are already loaded (load %s); skipped", target, previous["load_id"])
+    previous = _loaded_before(conn, target, checksum, force)
+    if previous:
         return LoadResult(table, "skipped", rows=previous["row_count"] or 0, files=[p.name for p in fts_file.data])
     columns = _sql_columns(layout)
     uniform = match_uniform([name for name, _ in columns], source=str(fts_file.fts))
@@ -299,10 +300,8 @@ def load_sas(conn: psycopg.Connection, path: Path, year: int, *, run: RunInfo | 
     table = sas_table_name(path, year)
     target = f"{SCHEMA}.{table}"
     total_bytes, checksum = fingerprint([path])
-    previous = load_manifest.latest_done(conn, target)
-    conn.rollback()
-    if previous and previous["source_checksum"] == checksum and not force:
-        log.info("%s: the same file is already loaded (load %s); skipped", target, previous["load_id"])
+    previous = _loaded_before(conn, target, checksum, force)
+    if previous:
         return LoadResult(table, "skipped", rows=previous["row_count"] or 0, files=[path.name])
     layout = read_sas_layout(path, encoding=encoding)
     columns = [(c.name, c.sql_type) for c in layout.columns]

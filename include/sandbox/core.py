@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from include.common.npi import check_digit, is_valid_npi  # noqa: F401  (re-exported for the sandbox)
+
 # --------------------------------------------------------------------------------------------------
 # Scales
 
@@ -115,21 +117,8 @@ def stable_fraction(seed: int, *key: Any) -> float:
 # NPI check digit (Luhn over the prefix 80840 + the first nine digits)
 
 
-def npi_check_digit(first_nine: str) -> int:
-    digits = [int(d) for d in "80840" + first_nine]
-    total = 0
-    # Double every second digit from the right, starting with the rightmost of the 14 digits.
-    for position, digit in enumerate(reversed(digits)):
-        if position % 2 == 0:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return (10 - total % 10) % 10
-
-
-def is_valid_npi(npi: str) -> bool:
-    return len(npi) == 10 and npi.isdigit() and npi[0] in "12" and npi_check_digit(npi[:9]) == int(npi[9])
+# The project's own check (include/common/npi.py), under the names the sandbox modules use.
+npi_check_digit = check_digit
 
 
 def make_npi(index: int, *, valid: bool = True) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +64,10 @@ def prepare(context: Any) -> dict[str, Any]:
         cache.replace_wanted(conn, "npi", ids.npi_rows())
         cache.replace_wanted(conn, "hcpcs", ids.code_rows())
         # invalid NPIs are recorded once (a rerun does not restamp them, so outputs stay identical)
-        invalid = npi_api.invalid_rows(cache.pending(conn, "npi"), api_run_id=_run_id(context))
+        npi_pending = cache.pending(conn, "npi")
+        invalid = npi_api.invalid_rows(npi_pending, api_run_id=_run_id(context))
         cache.upsert(conn, "npi", invalid)
-        pending = {"npi": len(cache.pending(conn, "npi")), "hcpcs": len(cache.pending(conn, "hcpcs"))}
+        pending = {"npi": len(npi_pending) - len(invalid), "hcpcs": len(cache.pending(conn, "hcpcs"))}
     exists = all(p.exists() for p in (out.npi_parquet, out.hcpcs_parquet, out.npi_mapping, out.hcpcs_mapping))
     complete = exists and not any(pending.values())
     summary = {"spending_rows": ids.rows, "npis": len(ids.npis), "codes": len(ids.codes),
@@ -118,19 +121,25 @@ def shards(context: Any, plan: dict[str, Any]) -> list[int]:
     return list(range(n))
 
 
-def npi_api_shard(context: Any, shard: int) -> dict[str, Any]:
-    params = context["params"]
-    n = int(params["concurrency"])
-    hook = ClaimsflowHttpHook(NPI_CONN, rate_limit=float(params["requests_per_second"]), shared_limit=NPI_LIMIT)
+@contextmanager
+def _api_client(conn_id: str, limit_name: str, params: dict[str, Any]) -> Iterator[Any]:
+    """The API's client, paced by the limiter every shard of the API shares; released afterwards."""
+    hook = ClaimsflowHttpHook(conn_id, rate_limit=float(params["requests_per_second"]), shared_limit=limit_name)
     client = hook.get_client()
     try:
-        with ClaimsflowPostgresHook().pg_connection() as conn:
-            todo = [x for x in cache.pending(conn, "npi", shard=shard, shards=n) if is_valid_npi(x)]
-            log.info("NPI shard %d/%d: %d NPIs to ask the API", shard, n, len(todo))
-            stats = npi_api.resolve(conn, client, todo, api_run_id=_run_id(context))
+        yield client
     finally:
         client.close()
         hook.close()
+
+
+def npi_api_shard(context: Any, shard: int) -> dict[str, Any]:
+    params = context["params"]
+    n = int(params["concurrency"])
+    with _api_client(NPI_CONN, NPI_LIMIT, params) as client, ClaimsflowPostgresHook().pg_connection() as conn:
+        todo = [x for x in cache.pending(conn, "npi", shard=shard, shards=n) if is_valid_npi(x)]
+        log.info("NPI shard %d/%d: %d NPIs to ask the API", shard, n, len(todo))
+        stats = npi_api.resolve(conn, client, todo, api_run_id=_run_id(context))
     return _as_dict(stats)
 
 
@@ -148,17 +157,11 @@ def hcpcs_api_shard(context: Any, shard: int) -> dict[str, Any]:
     params = context["params"]
     n = int(params["concurrency"])
     fallback = hcpcs.read_fallback(_paths(params)["fallback"])
-    hook = ClaimsflowHttpHook(HCPCS_CONN, rate_limit=float(params["requests_per_second"]), shared_limit=HCPCS_LIMIT)
-    client = hook.get_client()
-    try:
-        with ClaimsflowPostgresHook().pg_connection() as conn:
-            todo = cache.pending(conn, "hcpcs", shard=shard, shards=n)
-            log.info("HCPCS shard %d/%d: %d codes to ask the API", shard, n, len(todo))
-            stats = hcpcs.resolve(conn, client, todo, batch_size=int(params["hcpcs_batch_size"]),
-                                  api_run_id=_run_id(context), fallback=fallback)
-    finally:
-        client.close()
-        hook.close()
+    with _api_client(HCPCS_CONN, HCPCS_LIMIT, params) as client, ClaimsflowPostgresHook().pg_connection() as conn:
+        todo = cache.pending(conn, "hcpcs", shard=shard, shards=n)
+        log.info("HCPCS shard %d/%d: %d codes to ask the API", shard, n, len(todo))
+        stats = hcpcs.resolve(conn, client, todo, batch_size=int(params["hcpcs_batch_size"]),
+                              api_run_id=_run_id(context), fallback=fallback)
     return _as_dict(stats)
 
 

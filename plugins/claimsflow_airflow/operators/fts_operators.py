@@ -30,16 +30,21 @@ def fts_file_from_ref(ref: dict[str, Any]) -> FtsFile:
     return FtsFile(fts=Path(ref["fts"]), data=tuple(Path(p) for p in ref["data"]), year=int(ref["year"]))
 
 
-class FtsParseOperator(BaseOperator):
-    """Parse and validate one FTS; store its layout; return the file set for the loader."""
+class _FtsFileOperator(BaseOperator):
+    """Works on one FTS file set (`fts_file_ref` form, usually mapped from XCom) in claimsflow_db."""
 
     template_fields: Sequence[str] = ("fts_file",)
-    ui_color = "#e8f1e4"
 
     def __init__(self, *, fts_file: dict[str, Any] | str, postgres_conn_id: str = "claimsflow_db", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fts_file = fts_file
         self.postgres_conn_id = postgres_conn_id
+
+
+class FtsParseOperator(_FtsFileOperator):
+    """Parse and validate one FTS; store its layout; return the file set for the loader."""
+
+    ui_color = "#e8f1e4"
 
     def execute(self, context: Any) -> dict[str, Any]:
         f = fts_file_from_ref(self.fts_file)
@@ -55,16 +60,10 @@ class FtsParseOperator(BaseOperator):
         return {**fts_file_ref(f), "record_length": layout.record_length, "columns": len(layout.columns)}
 
 
-class MedicareFwfLoadOperator(BaseOperator):
+class MedicareFwfLoadOperator(_FtsFileOperator):
     """Load the fixed-width data files of one parsed FTS with its stored layout."""
 
-    template_fields: Sequence[str] = ("fts_file",)
     ui_color = "#dbe9f6"
-
-    def __init__(self, *, fts_file: dict[str, Any] | str, postgres_conn_id: str = "claimsflow_db", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.fts_file = fts_file
-        self.postgres_conn_id = postgres_conn_id
 
     def execute(self, context: Any) -> dict[str, Any]:
         f = fts_file_from_ref(self.fts_file)

@@ -8,17 +8,6 @@ from include.maps import cache
 from include.maps.cache import CacheRow
 
 
-@pytest.fixture
-def maps_db(pg):
-    cache.ensure_schema(pg)
-    pg.execute("TRUNCATE maps.npi_cache, maps.hcpcs_cache, maps.npi_wanted, maps.hcpcs_wanted")
-    pg.commit()
-    yield pg
-    pg.rollback()
-    pg.execute("TRUNCATE maps.npi_cache, maps.hcpcs_cache, maps.npi_wanted, maps.hcpcs_wanted")
-    pg.commit()
-
-
 def test_upsert_pending_and_coverage(maps_db):
     pg = maps_db
     cache.replace_wanted(pg, "npi", [("1234567893", True), ("1111111111", False), ("1457300006", True),

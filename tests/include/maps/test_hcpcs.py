@@ -25,17 +25,6 @@ BATCH = 20
 
 
 @pytest.fixture
-def maps_db(pg):
-    cache.ensure_schema(pg)
-    pg.execute("TRUNCATE maps.npi_cache, maps.hcpcs_cache, maps.npi_wanted, maps.hcpcs_wanted")
-    pg.commit()
-    yield pg
-    pg.rollback()
-    pg.execute("TRUNCATE maps.npi_cache, maps.hcpcs_cache, maps.npi_wanted, maps.hcpcs_wanted")
-    pg.commit()
-
-
-@pytest.fixture
 def client(sandbox_server):
     c = HttpClient(sandbox_server.url, retry=RetryPolicy(attempts=3, backoff=0.01), timeout=(2.0, 2.0))
     yield c

@@ -18,17 +18,6 @@ from include.sandbox.providers import category_of
 FAST = RetryPolicy(attempts=3, backoff=0.01, max_backoff=0.05)
 
 
-@pytest.fixture
-def maps_db(pg):
-    cache.ensure_schema(pg)
-    pg.execute("TRUNCATE maps.npi_cache, maps.npi_wanted")
-    pg.commit()
-    yield pg
-    pg.rollback()
-    pg.execute("TRUNCATE maps.npi_cache, maps.npi_wanted")
-    pg.commit()
-
-
 def by_category(tiny_sandbox) -> dict[str, list[str]]:
     m = Manifest.read(tiny_sandbox)
     n = m.scale["spending_npis"]

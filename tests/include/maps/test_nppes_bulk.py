@@ -66,17 +66,6 @@ def taxonomy_desc(tiny_sandbox) -> dict[str, str]:
     return nppes_bulk.load_taxonomy_descriptions(next((tiny_sandbox / core.SITE).rglob("nucc_taxonomy_251.csv")))
 
 
-@pytest.fixture
-def maps_db(pg):
-    cache.ensure_schema(pg)
-    pg.execute("TRUNCATE maps.npi_cache, maps.hcpcs_cache, maps.npi_wanted, maps.hcpcs_wanted")
-    pg.commit()
-    yield pg
-    pg.rollback()
-    pg.execute("TRUNCATE maps.npi_cache, maps.hcpcs_cache, maps.npi_wanted, maps.hcpcs_wanted")
-    pg.commit()
-
-
 def cache_rows(pg) -> dict[str, tuple]:
     rows = pg.execute("SELECT npi, status, source, url, request_params, api_run_id, requested_at_utc, error_message, "
                       "response_json FROM maps.npi_cache").fetchall()
