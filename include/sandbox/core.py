@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import random
+import zipfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,24 @@ NUCC_DIR = "images/stories/CSV"
 HOP_DIR = "hop_teaming"
 NPI_API_DATA = "npi_registry.jsonl"
 HCPCS_API_DATA = "hcpcs.jsonl"
+
+
+# Zip members carry this fixed time: with the clock's, the same seed would give other bytes each run.
+ZIP_TIME = (2026, 11, 2, 9, 30, 0)
+
+
+def zip_info(name: str, date_time: tuple[int, ...] = ZIP_TIME, *, deflate: bool = True,
+             level: int | None = None) -> zipfile.ZipInfo:
+    """A zip member (for ZipFile.open(..., "w") / writestr) with a fixed time and plain mode bits;
+    `level` sets the deflate level (default: zlib's)."""
+    info = zipfile.ZipInfo(name, date_time=date_time)
+    is_dir = name.endswith("/")
+    info.external_attr = ((0o40755 << 16) | 0x10) if is_dir else (0o100644 << 16)
+    if deflate and not is_dir:
+        info.compress_type = zipfile.ZIP_DEFLATED
+        if level is not None:
+            info._compresslevel = level  # ZipInfo.compress_level on Python 3.13+
+    return info
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

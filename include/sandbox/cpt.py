@@ -23,7 +23,7 @@ import os
 import zipfile
 
 from include.sandbox import codes as cu
-from include.sandbox.core import CPT_INDEX_PATH, SITE, rng
+from include.sandbox.core import CPT_INDEX_PATH, SITE, rng, zip_info
 
 ARCHIVE_PATH = "files/zip/pfrev26a-updated-01-02-2026.zip"
 # The cleaned status descriptions (the project ships the same table in include/download/manually_cleaned).
@@ -41,7 +41,7 @@ def _zip_bytes(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
-            zf.writestr(name, data)
+            zf.writestr(zip_info(name), data)
     return buf.getvalue()
 
 

@@ -18,7 +18,7 @@ from include.sandbox.core import SCALES, Manifest, Scale
 log = logging.getLogger("claimsflow.sandbox")
 
 # Bumped whenever a generator's output changes, so `make demo` regenerates an outdated sandbox.
-SANDBOX_VERSION = 4
+SANDBOX_VERSION = 5
 
 # name -> module; the order is the generation order.
 PARTS: dict[str, str] = {

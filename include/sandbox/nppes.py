@@ -14,12 +14,13 @@ import calendar
 import csv
 import io
 import os
+import shutil
 import zipfile
 from datetime import date, timedelta
 from pathlib import Path
 
 from include.sandbox import providers as pv
-from include.sandbox.core import NPPES_INDEX_PATH, SITE, Manifest, Scale
+from include.sandbox.core import NPPES_INDEX_PATH, SITE, Manifest, Scale, zip_info
 
 MONTHLY_MONTH = date(2026, 11, 1)  # the sandbox's "current" monthly bundle
 COVERAGE_START = "20050523"
@@ -129,7 +130,7 @@ class _Member:
     """A CSV member streamed into an open zip (QUOTE_ALL like NPPES, CRLF line ends)."""
 
     def __init__(self, zf: zipfile.ZipFile, name: str, header: list[str]) -> None:
-        self.raw = zf.open(name, "w", force_zip64=True)
+        self.raw = zf.open(zip_info(name, level=1), "w", force_zip64=True)
         self.text = io.TextIOWrapper(self.raw, encoding="utf-8", newline="")
         self.writer = csv.writer(self.text, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
         self.writer.writerow(header)
@@ -186,13 +187,16 @@ def _write_bundle(path: Path, stamp: str, rows) -> dict[str, int]:
             for f, _writer in files.values():
                 f.close()
             for name, member in (("othername", "othername_pfile"), ("pl", "pl_pfile"), ("endpoint", "endpoint_pfile")):
-                zf.write(side[name], f"{member}_{suffix}.csv")
+                with side[name].open("rb") as src, \
+                        zf.open(zip_info(f"{member}_{suffix}.csv", level=1), "w", force_zip64=True) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
             for name, header in (("npidata_pfile", HEADER), ("othername_pfile", OTHERNAME_HEADER),
                                  ("pl_pfile", PL_HEADER), ("endpoint_pfile", ENDPOINT_HEADER)):
                 buf = io.StringIO()
                 csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerow(header)
-                zf.writestr(f"{name}_{suffix}_fileheader.csv", buf.getvalue())
-            zf.writestr("NPPES_Data_Dissemination_Readme_v.2.pdf", b"%PDF-1.4\n% sandbox readme\n%%EOF\n")
+                zf.writestr(zip_info(f"{name}_{suffix}_fileheader.csv", level=1), buf.getvalue())
+            zf.writestr(zip_info("NPPES_Data_Dissemination_Readme_v.2.pdf", level=1),
+                        b"%PDF-1.4\n% sandbox readme\n%%EOF\n")
     finally:
         for f, _writer in files.values():
             f.close()
@@ -314,7 +318,7 @@ def generate(ctx) -> None:
     report = folder / f"NPPES_Deactivated_NPI_Report_{cut + timedelta(days=1):%m%d%y}_V2.zip"
     tmp = report.with_name(report.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf, \
-            zf.open(f"NPPES Deactivated NPI Report {cut + timedelta(days=1):%Y%m%d}.csv", "w") as raw:
+            zf.open(zip_info(f"NPPES Deactivated NPI Report {cut + timedelta(days=1):%Y%m%d}.csv"), "w") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         writer = csv.writer(text, lineterminator="\r\n")
         writer.writerow(["NPI", "NPPES Deactivation Date"])
