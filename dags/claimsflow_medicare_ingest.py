@@ -19,7 +19,8 @@ from 1999, so `airflow backfill create --dag-id claimsflow_medicare_ingest --fro
    atomically; files already loaded unchanged are skipped;
    For SAS years instead: `discover_sas` → `load_sas` (mapped) reads each SAS7BDAT in chunks with its
    own metadata and encoding into `medicare_raw.mcr_bene_<year>` / `mcr_ip_<year>`, same columns rules;
-4. `publish` emits the `medicare_raw` asset with the year and tables.
+4. `publish` emits the `medicare_raw` asset, and `medicare_raw_<year>` (through the alias
+   `medicare_raw_years`), with the year and tables.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def claimsflow_medicare_ingest():
 
     sas_loaded = load_sas.expand(path=discover_sas())
 
-    @task(outlets=[assets.MEDICARE_RAW], trigger_rule="none_failed_min_one_success")
+    @task(outlets=[assets.MEDICARE_RAW, assets.MEDICARE_RAW_YEARS], trigger_rule="none_failed_min_one_success")
     def publish(fwf_loads: list[dict] | None, sas_loads: list[dict] | None, **context) -> dict:
         return medicare_tasks.publish(context, [*(fwf_loads or []), *(sas_loads or [])])
 

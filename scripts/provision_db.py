@@ -80,7 +80,8 @@ def provision_managed(admin_url: str, app_password: str) -> dict[str, str]:
         role = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
         verb = "ALTER" if role else "CREATE"
         admin.execute(
-            sql.SQL(verb + " ROLE {} LOGIN CREATEDB PASSWORD {}").format(
+            # CREATEROLE: the Medicare grant step creates the read-only role it grants SELECT to
+            sql.SQL(verb + " ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
                 sql.Identifier(APP_ROLE), sql.Literal(app_password)
             )
         )

@@ -8,6 +8,7 @@ file names are first validated (or derived) with `identifier_from_filename`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from psycopg import sql
 from include.common.errors import DatabaseError, InvalidIdentifier
 from include.common.progress import Progress
 
+log = logging.getLogger("claimsflow.db")
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1: longer names are silently truncated, so refuse them
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -157,7 +159,7 @@ def replacing_table(conn: psycopg.Connection, schema: str, table: str, *, lock_t
         conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_s * 1000)}ms")))
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, staging)))
         yield staging
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(schema, table)))
+        _drop_with_dependent_views(conn, schema, table)
         conn.execute(
             sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(schema, staging), sql.Identifier(table))
         )
@@ -165,6 +167,24 @@ def replacing_table(conn: psycopg.Connection, schema: str, table: str, *, lock_t
     except BaseException:
         conn.rollback()
         raise
+
+
+def _drop_with_dependent_views(conn: psycopg.Connection, schema: str, table: str) -> None:
+    """Drop the old table; views built on it (e.g. medicare.ps over the raw Medicare tables) go with it,
+    named in the log: the DAG that owns them rebuilds them when it next runs (it follows the Asset)."""
+    dependents = conn.execute(
+        """SELECT DISTINCT v.oid::regclass::text
+             FROM pg_depend d
+             JOIN pg_rewrite r ON r.oid = d.objid
+             JOIN pg_class v ON v.oid = r.ev_class
+            WHERE d.refobjid = to_regclass(%s) AND v.oid <> d.refobjid""",
+        (sql.Identifier(schema, table).as_string(conn),),
+    ).fetchall()
+    if dependents:
+        log.warning("replacing %s.%s drops the views built on it, rebuilt by their own DAG: %s", schema, table,
+                    ", ".join(r[0] for r in dependents))
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE" if dependents else "DROP TABLE IF EXISTS {}")
+                 .format(sql.Identifier(schema, table)))
 
 
 def read_sql(relative_path: str) -> str:
@@ -179,6 +199,26 @@ def sql_file(relative_path: str, **identifiers: str) -> sql.Composed:
     """An SQL file as a composable statement; `{name}` placeholders become quoted identifiers."""
     template = sql.SQL(read_sql(relative_path))
     return template.format(**{k: sql.Identifier(validate_identifier(v)) for k, v in identifiers.items()})
+
+
+def sql_template(relative_path: str, **identifiers: str) -> sql.Composed:
+    """An SQL file whose `{name}` placeholders (only the names given) become quoted identifiers.
+
+    Unlike `sql_file`, every other brace is left alone, so the file may hold regular expressions
+    (`[0-9]{5}`) and array literals (`'{}'`) as they are.
+    """
+    text = read_sql(relative_path)
+    if not identifiers:
+        return sql.Composed([sql.SQL(text)])
+    names = {k: sql.Identifier(validate_identifier(v)) for k, v in identifiers.items()}
+    pattern = re.compile(r"\{(" + "|".join(map(re.escape, names)) + r")\}")
+    parts: list[sql.Composable] = []
+    pos = 0
+    for m in pattern.finditer(text):
+        parts += [sql.SQL(text[pos:m.start()]), names[m.group(1)]]
+        pos = m.end()
+    parts.append(sql.SQL(text[pos:]))
+    return sql.Composed(parts)
 
 
 def run_sql_file(conn: psycopg.Connection, relative_path: str, params: dict[str, Any] | None = None, **identifiers: str) -> None:

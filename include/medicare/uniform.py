@@ -25,7 +25,7 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
 }
 
 
-def match_uniform(columns: Sequence[str], *, source: str = "") -> dict[str, str | None]:
+def match_uniform(columns: Sequence[str], *, source: str = "", warn: bool = True) -> dict[str, str | None]:
     """uniform name -> the (lower-case) source column it is taken from, or None (with a warning)."""
     lowered = [c.lower() for c in columns]
     out: dict[str, str | None] = {}
@@ -36,7 +36,7 @@ def match_uniform(columns: Sequence[str], *, source: str = "") -> dict[str, str 
             if hits:
                 found = hits[0]
                 break
-        if found is None:
+        if found is None and warn:
             log.warning("%s: no column for the uniform %r (candidates: %s); it stays NULL", source or "table",
                         uniform, ", ".join(candidates))
         out[uniform] = found

@@ -78,4 +78,5 @@ def publish(context: Any, loads: list[dict[str, Any]]) -> dict[str, Any]:
                "rows": sum(r["rows"] for r in loads), "rejected": sum(r["rejected"] for r in loads),
                "loaded": [r["table"] for r in loads if r["status"] == "loaded"]}
     context["outlet_events"][assets.MEDICARE_RAW].extra = summary
+    context["outlet_events"][assets.MEDICARE_RAW_YEARS].add(assets.medicare_raw_year(year), extra=summary)
     return summary
