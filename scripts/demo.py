@@ -34,6 +34,8 @@ DEMO_RUNS: list[tuple[str, dict]] = [
     ("claimsflow_medicare_ingest", {"year": 2010, "input_folder": "{sandbox}/restricted/medicare"}),
     ("claimsflow_medicare_ingest", {"year": 2011, "input_folder": "{sandbox}/restricted/medicare"}),
     ("claimsflow_medicare_ingest", {"year": 2015, "input_folder": "{sandbox}/restricted/medicare"}),
+    # The crosswalks come with the restricted files (the sandbox generates ones consistent with its counties).
+    ("claimsflow_medicare_processing", {"crosswalk_folder": "{sandbox}/restricted/medicare_crosswalks"}),
 ]
 
 
@@ -102,11 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  database:    postgresql://{db['login']}@{db['host']}:{db['port']}/{db['schema']}")
     print("               schemas: claimsflow_meta (load_manifest, healthcheck, download_manifest, rate_limits),")
     print("                        maps (npi, hcpcs, npi_cache, hcpcs_cache),")
-    print("                        medicare_raw (one table per ResDAC file, ingest_rejects)")
+    print("                        medicare_raw (one table per ResDAC file, ingest_rejects),")
+    print("                        medicare (ps, _ps, beneficiaries, enrollments, ip, admissions),")
+    print("                        medicare_audit (enrollments, admissions), medicare_qc (qc_enrollments, qc_admissions)")
     print(f"  downloads:   {root / 'raw'}  (medicaid/, nppes/monthly|weekly/, cpt/cpt_hcpcs_fallback.csv, nucc/,")
     print("               hop_teaming/)")
     print(f"  maps:        {root / 'output'}/npi.parquet, hcpcs.parquet; {root / 'mappings'}/npi|hcpcs/*.csv;")
     print(f"               {root / 'unresolved_identifiers.csv'}")
+    reports = sorted((root / "output" / "qc").glob("medicare_qc_*.html"), key=lambda p: p.stat().st_mtime)
+    if reports:
+        print(f"  QC report:   {reports[-1].resolve().as_uri()}")
     print("  psql:        make psql")
     print("  Airflow UI:  make airflow")
     return 0
