@@ -201,16 +201,21 @@ def sql_file(relative_path: str, **identifiers: str) -> sql.Composed:
     return template.format(**{k: sql.Identifier(validate_identifier(v)) for k, v in identifiers.items()})
 
 
-def sql_template(relative_path: str, **identifiers: str) -> sql.Composed:
-    """An SQL file whose `{name}` placeholders (only the names given) become quoted identifiers.
+def sql_template(relative_path: str, literals: dict[str, Any] | None = None, *,
+                 fragments: dict[str, sql.Composable] | None = None, **identifiers: str) -> sql.Composed:
+    """An SQL file whose `{name}` placeholders (only the names given) become quoted identifiers, or,
+    for the names in `literals`, quoted literals (a file of several statements cannot take parameters),
+    or, for the names in `fragments`, SQL composed by the caller from identifiers and literals.
 
     Unlike `sql_file`, every other brace is left alone, so the file may hold regular expressions
     (`[0-9]{5}`) and array literals (`'{}'`) as they are.
     """
     text = read_sql(relative_path)
-    if not identifiers:
+    names: dict[str, sql.Composable] = {k: sql.Literal(v) for k, v in (literals or {}).items()}
+    names.update({k: sql.Identifier(validate_identifier(v)) for k, v in identifiers.items()})
+    names.update(fragments or {})
+    if not names:
         return sql.Composed([sql.SQL(text)])
-    names = {k: sql.Identifier(validate_identifier(v)) for k, v in identifiers.items()}
     pattern = re.compile(r"\{(" + "|".join(map(re.escape, names)) + r")\}")
     parts: list[sql.Composable] = []
     pos = 0

@@ -340,9 +340,13 @@ def _address(line1: str, line2: str, city: str, state: str, postal: str, country
     return out
 
 
-def load_taxonomy_descriptions(nucc_csv: str | Path) -> dict[str, str]:
-    """Taxonomy code -> the API's `desc` ("Classification" or "Classification, Specialization") from
-    the NUCC taxonomy CSV (UTF-8, or the older cp1252 files)."""
+NUCC_FIELDS = ("code", "grouping", "classification", "specialization", "display_name")
+
+
+def read_nucc_taxonomy(nucc_csv: str | Path) -> list[dict[str, str]]:
+    """The NUCC taxonomy CSV as rows of NUCC_FIELDS, columns matched by name: the current header
+    (Code, Grouping, Classification, Specialization, …, Display Name, Section), the older one whose
+    `Type` is the grouping, with or without Display Name or the date columns; UTF-8 or older cp1252."""
     path = Path(nucc_csv)
     raw = path.read_bytes()
     try:
@@ -351,16 +355,22 @@ def load_taxonomy_descriptions(nucc_csv: str | Path) -> dict[str, str]:
         text = raw.decode("cp1252")
     reader = csv.DictReader(text.splitlines(keepends=True))
     fields = {_norm(f): f for f in reader.fieldnames or []}
+    if "grouping" not in fields and "type" in fields:
+        fields["grouping"] = fields["type"]
     if not {"code", "classification"} <= fields.keys():
         raise NppesBulkError("not a NUCC taxonomy CSV (needs Code and Classification columns)", source=str(path))
-    out = {}
+    out = []
     for row in reader:
-        code = (row.get(fields["code"]) or "").strip()
-        classification = (row.get(fields["classification"]) or "").strip()
-        specialization = (row.get(fields.get("specialization", ""), "") or "").strip()
-        if code:
-            out[code] = f"{classification}, {specialization}" if specialization else classification
+        values = {f: (row.get(fields[f]) or "").strip() if f in fields else "" for f in NUCC_FIELDS}
+        if values["code"]:
+            out.append(values)
     return out
+
+
+def load_taxonomy_descriptions(nucc_csv: str | Path) -> dict[str, str]:
+    """Taxonomy code -> the API's `desc` ("Classification" or "Classification, Specialization")."""
+    return {r["code"]: f"{r['classification']}, {r['specialization']}" if r["specialization"] else r["classification"]
+            for r in read_nucc_taxonomy(nucc_csv)}
 
 
 # ---------------------------------------------------------------------------------------------- CSV reading
@@ -1147,3 +1157,34 @@ def preload(conn: psycopg.Connection, files: BulkFiles, *,
     stats.replaced_by_weekly = len(replaced)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+# ---------------------------------------------------------------------------------------------- provider facts
+
+FACT_COLUMNS: tuple[str, ...] = (
+    "NPI", "Entity Type Code", "Provider Organization Name (Legal Business Name)", "Provider Last Name (Legal Name)",
+    "Provider First Name", "Provider Credential Text", f"Provider {_PRACTICE} State Name",
+    f"Provider {_PRACTICE} Postal Code", "Provider Enumeration Date", "NPI Deactivation Date", "NPI Reactivation Date",
+    *(f"Healthcare Provider Taxonomy Code_{i}" for i in range(1, TAXONOMY_SLOTS + 1)),
+    *(f"Healthcare Provider Primary Taxonomy Switch_{i}" for i in range(1, TAXONOMY_SLOTS + 1)),
+)
+
+
+def provider_facts(files: BulkFiles, wanted: Iterable[str] | pa.Array | NpiSet, *,
+                   block_size: int = BLOCK_SIZE) -> Iterator[pa.RecordBatch]:
+    """The FACT_COLUMNS (those the files have; all strings) of the wanted NPIs, each NPI once, from the
+    newest bundle that has it (the same precedence as `preload`): for joins that need a few facts of
+    millions of NPIs (Hop Teaming), without building API payloads."""
+    wanted_set = _as_npi_set(wanted)
+    if len(wanted_set) == 0:
+        return
+    jobs = []
+    for b in files.bundles:
+        header = set(read_header(b.main))
+        missing = [c for c in ("NPI", "Entity Type Code") if c not in header]
+        if missing:
+            raise NppesBulkError(f"missing column(s) {', '.join(missing)}", source=str(b.main))
+        jobs.append((str(b.main), [c for c in FACT_COLUMNS if c in header]))
+    for event in _filtered(jobs, wanted_set, _superseded(files, wanted_set), block_size):
+        if event[0] == "batch" and event[3] is not None:
+            yield event[3]

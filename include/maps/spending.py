@@ -4,6 +4,7 @@ the distinct sets are ~2M NPIs and ~11k codes)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,3 +63,31 @@ def distinct_identifiers(path: str | Path) -> SpendingIdentifiers:
         out.null_codes += codes.null_count
         out.codes.update(v for v in pc.unique(codes).to_pylist() if v)
     return out
+
+
+TOTAL_COLUMNS = ("TOTAL_CLAIMS", "TOTAL_UNIQUE_BENEFICIARIES", "TOTAL_PAID")
+
+
+def provider_totals(path: str | Path) -> Iterator[pa.Table]:
+    """Per row group, the spending totals per NPI and role: tables (npi, role, claims, beneficiaries,
+    paid) with role `billing` or `servicing`; the caller adds the groups up (an NPI spans row groups).
+    Beneficiaries are sums of per-row unique counts, so an upper bound of the distinct number."""
+    path = Path(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise ClaimsflowError(f"not a readable parquet file: {exc}", source=str(path)) from exc
+    missing = [c for c in (*NPI_COLUMNS, *TOTAL_COLUMNS) if c not in pf.schema_arrow.names]
+    if missing:
+        raise ClaimsflowError(f"the spending parquet lacks column(s) {', '.join(missing)}", source=str(path))
+    for group in range(pf.num_row_groups):
+        table = pf.read_row_group(group, columns=[*NPI_COLUMNS, *TOTAL_COLUMNS])
+        values = {c: pc.cast(table.column(c), pa.float64()) for c in TOTAL_COLUMNS}
+        for name, role in zip(NPI_COLUMNS, ("billing", "servicing"), strict=True):
+            t = pa.table({"npi": _strings(table.column(name)), **values})
+            t = t.filter(pc.not_equal(t.column("npi"), "")).group_by("npi").aggregate(
+                [(c, "sum") for c in TOTAL_COLUMNS])
+            yield pa.table({"npi": t.column("npi"), "role": pa.array([role] * t.num_rows, pa.string()),
+                            "claims": t.column("TOTAL_CLAIMS_sum"),
+                            "beneficiaries": t.column("TOTAL_UNIQUE_BENEFICIARIES_sum"),
+                            "paid": t.column("TOTAL_PAID_sum")})

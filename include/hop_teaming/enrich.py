@@ -1,0 +1,219 @@
+"""Hop Teaming after the load: the year's NPIs (check digit, NPPES facts through the maps' NPPES reader,
+NUCC taxonomy, Medicaid spending totals), the checks (audit + data-quality counts), the enriched edges
+with the referral likelihood, the per-NPI summary, and the swap into the published `hop` tables.
+
+Everything of a year is built in schema `hop_build` (tables `<kind>_<year>`) and published by
+`publish_year` in one transaction: the year's partitions of `hop.edges_enriched`, `hop.audit` and
+`hop.npi_summary` are replaced, and its `hop.data_quality` rows, so a rerun replaces a year exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import sql
+
+from include.db.postgres import copy_rows, run_sql_file, sql_template, validate_identifier
+from include.maps import nppes_bulk, spending
+
+log = logging.getLogger("claimsflow.hop_teaming")
+
+BUILD = "hop_build"
+PUBLISHED = {"enriched": "edges_enriched", "audit": "audit", "summary": "npi_summary"}
+CRUFT_NPI = 9_999_999_999
+
+
+def names(year: int) -> dict[str, str]:
+    y = int(year)
+    return {"schema": BUILD, "raw": f"raw_{y}", "rejects": f"raw_{y}_rejects", "npi_list": f"npi_list_{y}",
+            "facts": f"facts_{y}", "npis": f"npis_{y}", "edges": f"edges_{y}", "audit": f"audit_{y}",
+            "dq": f"dq_{y}", "enriched": f"enriched_{y}", "summary": f"summary_{y}"}
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    run_sql_file(conn, "hop_teaming/create_schema.sql")
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(BUILD)))
+    conn.commit()
+
+
+# ------------------------------------------------------------------------------------ reference data
+
+def load_nucc(conn: psycopg.Connection, nucc_csv: Path) -> int:
+    """hop.nucc_taxonomy from the NUCC CSV (any of its header variants), replaced."""
+    rows = nppes_bulk.read_nucc_taxonomy(nucc_csv)
+    conn.execute("DELETE FROM hop.nucc_taxonomy")
+    n = copy_rows(conn, ("hop", "nucc_taxonomy"), nppes_bulk.NUCC_FIELDS,
+                  ([r[f] for f in nppes_bulk.NUCC_FIELDS] for r in {r["code"]: r for r in rows}.values()))
+    conn.commit()
+    return n
+
+
+def load_spending(conn: psycopg.Connection, parquet: Path | None) -> int:
+    """hop.npi_spending (per NPI and role: claims, beneficiaries, paid) from the spending parquet;
+    emptied when there is none (the enrichment then leaves those columns NULL)."""
+    conn.execute("DELETE FROM hop.npi_spending")
+    if parquet is None or not Path(parquet).exists():
+        conn.commit()
+        log.warning("no Medicaid spending parquet (%s): spending totals stay empty", parquet)
+        return 0
+    conn.execute("CREATE TEMPORARY TABLE spending_parts (npi text, role text, claims double precision, "
+                 "beneficiaries double precision, paid double precision) ON COMMIT DROP")
+    for part in spending.provider_totals(parquet):
+        copy_rows(conn, "spending_parts", part.column_names,
+                  zip(*(part.column(c).to_pylist() for c in part.column_names), strict=True))
+    n = conn.execute("""INSERT INTO hop.npi_spending
+                        SELECT npi, role, sum(claims), sum(beneficiaries), sum(paid)
+                          FROM spending_parts GROUP BY npi, role""").rowcount
+    conn.commit()
+    return n
+
+
+# ------------------------------------------------------------------------------------------ the NPIs
+
+def luhn_valid(npis: np.ndarray) -> np.ndarray:
+    """NPI check digits, vectorised: Luhn over "80840" + the first nine digits (the prefix adds 24)."""
+    npis = np.asarray(npis, dtype=np.int64)
+    digits = [(npis // 10 ** (9 - k)) % 10 for k in range(10)]
+    total = np.full(npis.shape, 24, dtype=np.int64)
+    for k in range(9):
+        d = digits[k]
+        if k % 2 == 0:  # doubled: positions 1, 3, 5, 7, 9 from the left
+            d = d * 2
+            d = np.where(d > 9, d - 9, d)
+        total += d
+    check = (10 - total % 10) % 10
+    return (npis >= 1_000_000_000) & (npis <= 9_999_999_999) & (check == digits[9])
+
+
+def _distinct_npis(conn: psycopg.Connection, n: dict[str, str]) -> np.ndarray:
+    stmt = sql.SQL("SELECT npi FROM (SELECT from_npi AS npi FROM {s}.{r} UNION SELECT to_npi FROM {s}.{r}) u "
+                   "WHERE npi IS NOT NULL").format(s=sql.Identifier(n["schema"]), r=sql.Identifier(n["raw"]))
+    with conn.cursor() as cur:
+        cur.execute(stmt)
+        values = np.fromiter((r[0] for r in cur), dtype=np.int64)
+    return values
+
+
+def _primary_taxonomy(batch: pa.RecordBatch) -> pa.Array:
+    """The slot whose primary switch is Y (the first, when a file marks several), else the first code."""
+    n = batch.num_rows
+    primary = pa.nulls(n, pa.string())
+    first = pa.nulls(n, pa.string())
+    names_ = set(batch.schema.names)
+    for i in reversed(range(1, nppes_bulk.TAXONOMY_SLOTS + 1)):
+        code_col = f"Healthcare Provider Taxonomy Code_{i}"
+        if code_col not in names_:
+            continue
+        code = batch.column(code_col)
+        nonempty = pc.not_equal(code, "")
+        switch_col = f"Healthcare Provider Primary Taxonomy Switch_{i}"
+        if switch_col in names_:
+            primary = pc.if_else(pc.and_(nonempty, pc.equal(batch.column(switch_col), "Y")), code, primary)
+        first = pc.if_else(nonempty, code, first)
+    return pc.coalesce(primary, first)
+
+
+def _facts_rows(batch: pa.RecordBatch):
+    cols = set(batch.schema.names)
+
+    def col(name: str) -> list[str]:
+        return batch.column(name).to_pylist() if name in cols else [""] * batch.num_rows
+
+    npi, etype = col("NPI"), col("Entity Type Code")
+    org, last, first = col(nppes_bulk.FACT_COLUMNS[2]), col(nppes_bulk.FACT_COLUMNS[3]), col(nppes_bulk.FACT_COLUMNS[4])
+    cred, state, postal = col(nppes_bulk.FACT_COLUMNS[5]), col(nppes_bulk.FACT_COLUMNS[6]), col(nppes_bulk.FACT_COLUMNS[7])
+    enum_, deact, react = col("Provider Enumeration Date"), col("NPI Deactivation Date"), col("NPI Reactivation Date")
+    taxonomy = _primary_taxonomy(batch).to_pylist()
+    for k in range(batch.num_rows):
+        name = org[k] if etype[k] == "2" else ", ".join(p for p in (last[k], first[k]) if p)
+        yield (npi[k], etype[k], name, cred[k], state[k], postal[k][:5], taxonomy[k] or "", enum_[k], deact[k], react[k])
+
+
+def build_npis(conn: psycopg.Connection, year: int, nppes_root: Path | None) -> dict[str, Any]:
+    """The year's NPI table: check digits, NPPES facts (newest bundle wins), NUCC and spending joined."""
+    started = time.monotonic()
+    n = names(year)
+    s = sql.Identifier(n["schema"])
+    npis = _distinct_npis(conn, n)
+    valid = luhn_valid(npis)
+    for key in ("npi_list", "facts", "npis"):
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(s, sql.Identifier(n[key])))
+    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {}.{} (npi bigint PRIMARY KEY, luhn_valid boolean NOT NULL)")
+                 .format(s, sql.Identifier(n["npi_list"])))
+    copy_rows(conn, (n["schema"], n["npi_list"]), ("npi", "luhn_valid"), zip(npis.tolist(), valid.tolist(), strict=True))
+    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {}.{} (npi text, entity_type text, name text, credential text, "
+                         "state text, zip text, taxonomy text, enumeration_date text, deactivation_date text, "
+                         "reactivation_date text)").format(s, sql.Identifier(n["facts"])))
+    facts = 0
+    if nppes_root is not None and Path(nppes_root).exists():
+        files = nppes_bulk.find_bulk_files(nppes_root)
+        wanted = pa.array([str(v) for v in npis[valid].tolist()], pa.string())
+        for batch in nppes_bulk.provider_facts(files, wanted):
+            facts += copy_rows(conn, (n["schema"], n["facts"]),
+                               ("npi", "entity_type", "name", "credential", "state", "zip", "taxonomy",
+                                "enumeration_date", "deactivation_date", "reactivation_date"), _facts_rows(batch))
+    else:
+        log.warning("no NPPES files under %s: every NPI will count as not in NPPES", nppes_root)
+    conn.execute(sql_template("hop_teaming/npis.sql", {"year": int(year)}, **_idents(n, "schema", "npis", "npi_list", "facts")))
+    conn.commit()
+    out = {"npis": int(len(npis)), "luhn_invalid": int((~valid).sum()), "in_nppes": facts,
+           "seconds": round(time.monotonic() - started, 2)}
+    log.info("%d: %s", year, out)
+    return out
+
+
+def _idents(n: dict[str, str], *keys: str) -> dict[str, str]:
+    return {k: n[k] for k in keys}
+
+
+def check_and_enrich(conn: psycopg.Connection, year: int, source_file: str, referral: sql.Composable,
+                     likely: float) -> dict[str, int]:
+    """Audit, data quality, clean edges, enriched edges and the per-NPI summary of the year (in hop_build)."""
+    n = names(year)
+    s = sql.Identifier(n["schema"])
+    for key in ("audit", "edges", "dq", "enriched", "summary"):
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(s, sql.Identifier(n[key])))
+    lits = {"year": int(year), "source_file": source_file}
+    conn.execute(sql_template("hop_teaming/checks.sql", lits, **_idents(
+        n, "schema", "raw", "rejects", "npis", "audit", "edges", "dq")))
+    conn.execute(sql_template("hop_teaming/enriched.sql", {**lits, "likely": float(likely)},
+                              fragments={"referral": referral},
+                              **_idents(n, "schema", "edges", "npis", "enriched", "summary")))
+    for key, cols in (("enriched", ("from_npi", "to_npi")), ("audit", ("reason",)), ("summary", ("npi",))):
+        conn.execute(sql.SQL("CREATE INDEX ON {}.{} ({})").format(
+            s, sql.Identifier(n[key]), sql.SQL(", ").join(map(sql.Identifier, cols))))
+    conn.commit()
+    dq = dict(conn.execute(sql.SQL("SELECT check_name, rows FROM {}.{}").format(s, sql.Identifier(n["dq"]))).fetchall())
+    conn.rollback()
+    return dq
+
+
+def publish_year(conn: psycopg.Connection, year: int, *, lock_timeout_s: float = 300) -> None:
+    """Replace the year's partitions of the published tables and its data-quality rows, in one transaction."""
+    y = int(year)
+    n = names(y)
+    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_s * 1000)}ms")))
+    for key, parent in PUBLISHED.items():
+        built = sql.Identifier(BUILD, n[key])
+        part = validate_identifier(f"{parent}_{y}")
+        conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (LIKE {}) PARTITION BY LIST (year)").format(
+            sql.Identifier("hop", parent), built))
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("hop", part)))
+        conn.execute(sql.SQL("ALTER TABLE {} SET SCHEMA hop").format(built))
+        if n[key] != part:
+            conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier("hop", n[key]), sql.Identifier(part)))
+        conn.execute(sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
+            sql.Identifier("hop", parent), sql.Identifier("hop", part), sql.Literal(y)))
+    conn.execute("DELETE FROM hop.data_quality WHERE year = %s", (y,))
+    conn.execute(sql.SQL("INSERT INTO hop.data_quality SELECT year, check_name, rows FROM {}").format(
+        sql.Identifier(BUILD, n["dq"])))
+    for key in ("raw", "rejects", "npi_list", "facts", "npis", "edges", "dq"):
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(BUILD, n[key])))
+    conn.commit()

@@ -1,0 +1,102 @@
+"""Hop Teaming zips into PostgreSQL: the member found, the header checked, line numbers kept, and bad
+inputs refused with clear errors or kept as rejects with their reason (never dropped)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from psycopg import sql
+
+from include.common.npi import is_valid_npi
+from include.hop_teaming.enrich import luhn_valid
+from include.hop_teaming.load import HEADER, HopTeamingError, find_year_zip, load_year
+
+SCHEMA = "hop_build"
+
+
+def make_zip(path: Path, body: str, *, member: str = "DocGraph_2022_NonCommercial/DocGraph_Hop_Teaming_2022.csv",
+             header: str | None = ",".join(HEADER)) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("__MACOSX/DocGraph_2022_NonCommercial/._DocGraph_Hop_Teaming_2022.csv", b"\x00\x05junk")
+        zf.writestr("DocGraph_2022_NonCommercial/DocGraph Readme.pdf", b"%PDF-1.4")
+        zf.writestr(member, (f"{header}\n" if header is not None else "") + body)
+    return path
+
+
+def rows(pg, table: str) -> list[tuple]:
+    out = pg.execute(sql.SQL("SELECT * FROM {} ORDER BY line_number").format(sql.Identifier(SCHEMA, table))).fetchall()
+    pg.rollback()
+    return out
+
+
+@pytest.fixture
+def hop_pg(pg):
+    yield pg
+    pg.rollback()
+    for t in ("t_raw", "t_raw_rejects", "t_raw_lines"):
+        pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(SCHEMA, t)))
+    pg.commit()
+
+
+GOOD = "1234567893,1245319599,20,31,12.5,3.25\n1245319599,1234567893,11,11,0.0,0\n"
+
+
+def test_a_clean_year_takes_the_fast_path_with_line_numbers(hop_pg, tmp_path):
+    z = make_zip(tmp_path / "DocGraph_2022_NonCommercial.zip", GOOD)
+    assert find_year_zip(tmp_path, 2022) == z
+    result = load_year(hop_pg, z, 2022, schema=SCHEMA, table="t_raw")
+    assert (result.rows, result.rejected, result.careful_path) == (2, 0, False)
+    assert rows(hop_pg, "t_raw") == [(2, 1234567893, 1245319599, 20, 31, 12.5, 3.25),
+                                     (3, 1245319599, 1234567893, 11, 11, 0.0, 0.0)]
+
+
+def test_bad_values_and_a_truncated_last_line_are_kept_as_rejects(hop_pg, tmp_path):
+    body = GOOD + "1234567893,12x5319599,20,31,1.0,1.0\n1234567893,1245319599,-4,31,1.0,1.0\n1245319599,12345"
+    z = make_zip(tmp_path / "h.zip", body)
+    result = load_year(hop_pg, z, 2022, schema=SCHEMA, table="t_raw")
+    assert result.careful_path and result.rows == 3 and result.rejected == 2
+    assert [r[0] for r in rows(hop_pg, "t_raw")] == [2, 3, 5]  # the negative count loads: the checks flag it
+    assert rows(hop_pg, "t_raw_rejects") == [(4, "1234567893,12x5319599,20,31,1.0,1.0", "NON-NUMERIC VALUE"),
+                                             (6, "1245319599,12345", "MALFORMED LINE")]
+
+
+def test_no_matching_member_is_refused(hop_pg, tmp_path):
+    z = make_zip(tmp_path / "h.zip", GOOD, member="DocGraph/DocGraph_Hop_Teaming_2021.csv")
+    with pytest.raises(HopTeamingError, match=r"no member matching '\*hop_teaming_2022\*\.csv'.*2021\.csv"):
+        load_year(hop_pg, z, 2022, schema=SCHEMA, table="t_raw")
+
+
+def test_a_headerless_shared_patient_patterns_file_is_refused(hop_pg, tmp_path):
+    z = make_zip(tmp_path / "h.zip", "1234567893,1245319599,120       ,45        ,5\n", header=None)
+    with pytest.raises(HopTeamingError, match=r"line 1: line 1 is data.*Shared Patient Patterns"):
+        load_year(hop_pg, z, 2022, schema=SCHEMA, table="t_raw")
+
+
+def test_a_header_in_another_order_is_refused(hop_pg, tmp_path):
+    header = "from_npi,to_npi,transaction_count,patient_count,average_day_wait,std_day_wait"
+    z = make_zip(tmp_path / "h.zip", GOOD, header=header)
+    with pytest.raises(HopTeamingError, match="unexpected header"):
+        load_year(hop_pg, z, 2022, schema=SCHEMA, table="t_raw")
+
+
+def test_a_corrupt_zip_is_refused_and_loads_nothing(hop_pg, tmp_path):
+    body = "".join(f"1234567893,1245319599,{11 + i % 50},{80 + i % 7},{i % 90}.5,1.25\n" for i in range(20_000))
+    z = make_zip(tmp_path / "h.zip", body)
+    data = bytearray(z.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)
+    z.write_bytes(bytes(data))
+    with pytest.raises(HopTeamingError, match=r"h\.zip.*corrupt"):
+        load_year(hop_pg, z, 2022, schema=SCHEMA, table="t_raw")
+    (tmp_path / "not.zip").write_bytes(b"PK\x03\x04 this is not a zip")
+    with pytest.raises(HopTeamingError, match="not a readable zip"):
+        load_year(hop_pg, tmp_path / "not.zip", 2022, schema=SCHEMA, table="t_raw")
+
+
+def test_check_digits_match_the_reference_implementation():
+    rng = np.random.default_rng(7)
+    npis = np.concatenate([rng.integers(1_000_000_000, 3_000_000_000, 5_000), [1234567893, 9999999999, 99999999, 0]])
+    assert luhn_valid(npis).tolist() == [is_valid_npi(str(n)) for n in npis.tolist()]
