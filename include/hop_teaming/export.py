@@ -47,7 +47,7 @@ def edges_parquet(conn: psycopg.Connection, year: int, out_dir: Path) -> Path:
                 with cur.copy(stmt) as copy:
                     for data in copy:
                         sink.write(data)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+        except BaseException as exc:
             failure.append(exc)
 
     producer = threading.Thread(target=produce, name="hop-export-copy", daemon=True)
