@@ -30,6 +30,8 @@ DEMO_RUNS: list[tuple[str, dict]] = [
                              "hop_teaming_location": "{sandbox}/restricted/hop_teaming"}),
     # The sandbox is on this machine: 20 requests/s instead of the real APIs' conservative 2.
     ("claimsflow_maps", {"requests_per_second": 20.0}),
+    # Every Hop Teaming year the download placed, enriched with NPPES, NUCC and the spending totals.
+    ("claimsflow_hop_teaming", {}),
     # Restricted files are placed by users; here the sandbox's. One run per year, as a backfill would.
     ("claimsflow_medicare_ingest", {"year": 2010, "input_folder": "{sandbox}/restricted/medicare"}),
     ("claimsflow_medicare_ingest", {"year": 2011, "input_folder": "{sandbox}/restricted/medicare"}),
@@ -104,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  database:    postgresql://{db['login']}@{db['host']}:{db['port']}/{db['schema']}")
     print("               schemas: claimsflow_meta (load_manifest, healthcheck, download_manifest, rate_limits),")
     print("                        maps (npi, hcpcs, npi_cache, hcpcs_cache),")
+    print("                        hop (edges_enriched, audit, npi_summary, data_quality; by year),")
     print("                        medicare_raw (one table per ResDAC file, ingest_rejects),")
     print("                        medicare (ps, _ps, beneficiaries, enrollments, ip, admissions),")
     print("                        medicare_audit (enrollments, admissions), medicare_qc (qc_enrollments, qc_admissions)")
@@ -111,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     print("               hop_teaming/)")
     print(f"  maps:        {root / 'output'}/npi.parquet, hcpcs.parquet; {root / 'mappings'}/npi|hcpcs/*.csv;")
     print(f"               {root / 'unresolved_identifiers.csv'}")
+    print(f"  hop:         {root / 'output' / 'hop_teaming'}/edges_enriched_<year>.parquet")
     reports = sorted((root / "output" / "qc").glob("medicare_qc_*.html"), key=lambda p: p.stat().st_mtime)
     if reports:
         print(f"  QC report:   {reports[-1].resolve().as_uri()}")

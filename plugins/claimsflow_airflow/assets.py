@@ -22,3 +22,4 @@ MEDICARE_MODEL = Asset(name="medicare_model", uri="x-claimsflow://medicare/model
 
 def medicare_raw_year(year: int) -> Asset:
     return Asset(name=f"medicare_raw_{int(year)}", uri=f"x-claimsflow://medicare/raw/{int(year)}")
+HOP_EDGES = Asset(name="hop_edges_enriched", uri="x-claimsflow://hop/edges_enriched")

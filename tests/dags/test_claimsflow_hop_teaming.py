@@ -1,0 +1,136 @@
+"""claimsflow_hop_teaming run for real (dag.test) on the sandbox as the download DAG leaves it: every
+flagged category at the manifest's count, every input line in the enriched table or the audit, a rerun
+replaces a year exactly, the parquet export, the backfill plan."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow.parquet as pq
+import pytest
+from psycopg import sql
+
+import localenv
+from claimsflow_airflow.local_run import run_dag, task_states
+from include.sandbox.core import Manifest
+
+CHECKS = {"cruft": "CRUFT NPI", "invalid": "INVALID NPI", "not_in_nppes": "NPI NOT IN NPPES",
+          "privacy": "PRIVACY THRESHOLD", "tx_below": "TRANSACTIONS BELOW PATIENTS", "duplicate": "DUPLICATE EDGE",
+          "self_loop": "SELF LOOP"}
+
+
+@pytest.fixture
+def downloaded(dagbag, sandbox_server, tiny_sandbox, tmp_path, monkeypatch, pg):
+    for key, value in localenv.endpoint_connections(base_url=sandbox_server.url).items():
+        monkeypatch.setenv(key, value)
+    data = tmp_path / "data"
+    monkeypatch.setenv("AIRFLOW_VAR_CLAIMSFLOW_DATA_DIR", str(data))
+    monkeypatch.setenv("CLAIMSFLOW_DATA_DIR", str(data))
+    run = run_dag(dagbag.get_dag("claimsflow_download"), run_conf={
+        "sources": ["medicaid", "nppes", "nucc", "hop_teaming"],
+        "hop_teaming_location": str(tiny_sandbox / "restricted" / "hop_teaming")})
+    assert run.state == "success", task_states(run)
+    pg.execute("DROP SCHEMA IF EXISTS hop CASCADE")
+    pg.execute("DROP SCHEMA IF EXISTS hop_build CASCADE")
+    pg.commit()
+    return data
+
+
+def scalar(pg, query, *args):
+    value = pg.execute(query, args or None).fetchone()[0]
+    pg.rollback()
+    return value
+
+
+def digest(pg, table: str, year: int) -> str:
+    value = pg.execute(sql.SQL("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {} t WHERE year = %s")
+                       .format(sql.Identifier("hop", table)), (year,)).fetchone()[0]
+    pg.rollback()
+    return value
+
+
+def test_every_year_checked_enriched_and_published(dagbag, downloaded, tiny_sandbox, pg):
+    manifest = Manifest.read(tiny_sandbox)
+    years = manifest.counts["hop.years"]
+    dag = dagbag.get_dag("claimsflow_hop_teaming")
+    run = run_dag(dag)
+    states = task_states(run)
+    assert run.state == "success", states
+    assert sum(1 for t in states if t.startswith("load[")) == len(years)
+
+    cruft = set((tiny_sandbox / "restricted" / "hop_teaming" / "expected" / "hop_cruft_npis.txt").read_text().split())
+    for year in years:
+        c = manifest.counts
+        dq = dict(pg.execute("SELECT check_name, rows FROM hop.data_quality WHERE year = %s", (year,)).fetchall())
+        pg.rollback()
+        for defect, check in CHECKS.items():
+            assert dq.get(check, 0) == c[f"hop.{year}.defect.{defect}"], (year, check)
+        assert dq["LINES"] == c[f"hop.{year}.rows"]
+        assert dq["CLEAN EDGES"] == c[f"hop.{year}.clean_rows"]
+        enriched = scalar(pg, "SELECT count(*) FROM hop.edges_enriched WHERE year = %s", year)
+        audited = scalar(pg, "SELECT count(*) FROM hop.audit WHERE year = %s", year)
+        assert enriched == c[f"hop.{year}.clean_rows"]
+        assert enriched + audited == c[f"hop.{year}.rows"]
+        # every line of the file (2 .. rows + 1) in exactly one of the two
+        lines = scalar(pg, """SELECT count(DISTINCT line_number) FROM (
+            SELECT line_number FROM hop.edges_enriched WHERE year = %s
+            UNION ALL SELECT line_number FROM hop.audit WHERE year = %s) u
+            WHERE line_number BETWEEN 2 AND %s""", year, year, c[f"hop.{year}.rows"] + 1)
+        assert lines == c[f"hop.{year}.rows"]
+        found = {r[0] for r in pg.execute(
+            "SELECT DISTINCT n::text FROM hop.edges_enriched, LATERAL (VALUES (from_npi), (to_npi)) v(n) WHERE year = %s",
+            (year,))}
+        pg.rollback()
+        assert not (found & cruft), "no cruft NPI survives"
+        # enrichment: every clean edge has both ends' NPPES and NUCC facts, a score in [0, 1] and its rule
+        assert scalar(pg, """SELECT count(*) FROM hop.edges_enriched WHERE year = %s AND (from_entity_type IS NULL
+                             OR to_entity_type IS NULL OR from_classification IS NULL OR to_classification IS NULL
+                             OR referral_score NOT BETWEEN 0 AND 1 OR referral_rule IS NULL)""", year) == 0
+        assert scalar(pg, "SELECT count(*) FROM hop.edges_enriched WHERE year = %s AND from_billing_paid IS NOT NULL",
+                      year) > 0
+        assert scalar(pg, "SELECT sum(out_degree) FROM hop.npi_summary WHERE year = %s", year) == enriched
+        parquet = downloaded / "output" / "hop_teaming" / f"edges_enriched_{year}.parquet"
+        assert pq.ParquetFile(parquet).metadata.num_rows == enriched
+
+    # a rerun of one year replaces it exactly; the other years are untouched
+    year, other = years[-1], years[0]
+    before = {t: digest(pg, t, y) for t in ("edges_enriched", "audit", "npi_summary") for y in (year, other)}
+    again = run_dag(dag, run_conf={"year": year})
+    assert again.state == "success", task_states(again)
+    assert {t: digest(pg, t, y) for t in ("edges_enriched", "audit", "npi_summary") for y in (year, other)} == before
+    assert scalar(pg, "SELECT count(*) FROM hop.data_quality WHERE year = %s", year) == len(dq)
+
+
+def test_a_year_without_a_zip_fails_clearly(dagbag, downloaded):
+    run = run_dag(dagbag.get_dag("claimsflow_hop_teaming"), run_conf={"year": 2015})
+    assert run.state == "failed"
+    assert task_states(run)["load[0]"] == "failed"
+
+
+def test_backfill_over_a_year_range_makes_one_run_per_year():
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "dags", "reserialize"], check=True, capture_output=True, env=os.environ, timeout=300)
+    out = subprocess.run([airflow, "backfill", "create", "--dag-id", "claimsflow_hop_teaming", "--from-date",
+                          "2019-01-01", "--to-date", "2022-12-31", "--dry-run"], check=True, capture_output=True,
+                         text=True, env=os.environ, timeout=300).stdout
+    planned = re.findall(r"^\|\s*(\d{4})-01-01 00:00:00\+00:00", out, flags=re.MULTILINE)
+    assert planned == ["2019", "2020", "2021", "2022"], out
+
+
+def test_years_follow_the_param_or_the_logical_date():
+    import pendulum
+
+    from claimsflow_airflow import hop_teaming_tasks
+
+    class Run:
+        def __init__(self, run_type):
+            self.run_type = run_type
+
+    assert hop_teaming_tasks.years({"params": {"year": 2019}, "dag_run": Run("manual")}) == [2019]
+    ctx = {"params": {"year": None}, "logical_date": pendulum.datetime(2021, 1, 1), "dag_run": Run("backfill")}
+    assert hop_teaming_tasks.years(ctx) == [2021]
