@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 
+import localenv
 import pyarrow.parquet as pq
 import pytest
 from psycopg import sql
 
-import localenv
 from claimsflow_airflow.local_run import run_dag, task_states
 from include.sandbox.core import Manifest
 
