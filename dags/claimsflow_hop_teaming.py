@@ -13,9 +13,10 @@ year by year (`airflow backfill create --dag-id claimsflow_hop_teaming --from-da
    its switch), NUCC, spending; `check_and_enrich` — every line either an enriched edge or an audit row
    with its reasons, counts per check, the referral score from `include/hop_teaming/referral_rules.yaml`,
    the per-NPI summary;
-3. `publish` swaps each year's partitions of `hop.edges_enriched`, `hop.audit`, `hop.npi_summary` and
-   its `hop.data_quality` rows in one transaction, writes `output/hop_teaming/edges_enriched_<year>.parquet`
-   and emits `hop_edges_enriched`.
+3. `publish` swaps each year's partitions of `hop.edges` (compact scored edges), `hop.npis` (the year's
+   NPI facts), `hop.audit`, `hop.npi_summary` and its `hop.data_quality` / `hop.loads` rows in one
+   transaction (the view `hop.edges_enriched` joins edges to both ends' facts), writes
+   `output/hop_teaming/edges_enriched_<year>.parquet` and emits `hop_edges_enriched`.
 """
 
 from __future__ import annotations

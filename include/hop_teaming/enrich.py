@@ -3,8 +3,10 @@ NUCC taxonomy, Medicaid spending totals), the checks (audit + data-quality count
 with the referral likelihood, the per-NPI summary, and the swap into the published `hop` tables.
 
 Everything of a year is built in schema `hop_build` (tables `<kind>_<year>`) and published by
-`publish_year` in one transaction: the year's partitions of `hop.edges_enriched`, `hop.audit` and
-`hop.npi_summary` are replaced, and its `hop.data_quality` rows, so a rerun replaces a year exactly.
+`publish_year` in one transaction: the year's partitions of `hop.edges` (compact scored edges),
+`hop.npis` (the year's NPI facts), `hop.audit` and `hop.npi_summary` are replaced, with its
+`hop.data_quality` and `hop.loads` rows, so a rerun replaces a year exactly. `hop.edges_enriched` is
+the view joining edges to both ends' facts.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from include.maps import nppes_bulk, spending
 log = logging.getLogger("claimsflow.hop_teaming")
 
 BUILD = "hop_build"
-PUBLISHED = {"enriched": "edges_enriched", "audit": "audit", "summary": "npi_summary"}
+# build table -> published parent (partitioned by year); hop.edges_enriched is a view over edges + npis
+PUBLISHED = {"scored": "edges", "npis": "npis", "audit": "audit", "summary": "npi_summary"}
 CRUFT_NPI = 9_999_999_999
 
 
@@ -34,7 +37,7 @@ def names(year: int) -> dict[str, str]:
     y = int(year)
     return {"schema": BUILD, "raw": f"raw_{y}", "rejects": f"raw_{y}_rejects", "npi_list": f"npi_list_{y}",
             "facts": f"facts_{y}", "npis": f"npis_{y}", "edges": f"edges_{y}", "audit": f"audit_{y}",
-            "dq": f"dq_{y}", "enriched": f"enriched_{y}", "summary": f"summary_{y}"}
+            "dq": f"dq_{y}", "scored": f"scored_{y}", "summary": f"summary_{y}"}
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
@@ -178,25 +181,25 @@ def check_and_enrich(conn: psycopg.Connection, year: int, source_file: str, refe
     """Audit, data quality, clean edges, enriched edges and the per-NPI summary of the year (in hop_build)."""
     n = names(year)
     s = sql.Identifier(n["schema"])
-    for key in ("audit", "edges", "dq", "enriched", "summary"):
+    for key in ("audit", "edges", "dq", "scored", "summary"):
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(s, sql.Identifier(n[key])))
     lits = {"year": int(year), "source_file": source_file}
     conn.execute(sql_template("hop_teaming/checks.sql", lits, **_idents(
         n, "schema", "raw", "rejects", "npis", "audit", "edges", "dq")))
     conn.execute(sql_template("hop_teaming/enriched.sql", {**lits, "likely": float(likely)},
                               fragments={"referral": referral},
-                              **_idents(n, "schema", "edges", "npis", "enriched", "summary")))
-    for key, cols in (("enriched", ("from_npi", "to_npi")), ("audit", ("reason",)), ("summary", ("npi",))):
-        conn.execute(sql.SQL("CREATE INDEX ON {}.{} ({})").format(
-            s, sql.Identifier(n[key]), sql.SQL(", ").join(map(sql.Identifier, cols))))
+                              **_idents(n, "schema", "edges", "npis", "scored", "summary")))
+    conn.execute(sql.SQL("CREATE INDEX ON {}.{} (reason)").format(s, sql.Identifier(n["audit"])))
     conn.commit()
     dq = dict(conn.execute(sql.SQL("SELECT check_name, rows FROM {}.{}").format(s, sql.Identifier(n["dq"]))).fetchall())
     conn.rollback()
     return dq
 
 
-def publish_year(conn: psycopg.Connection, year: int, *, lock_timeout_s: float = 300) -> None:
-    """Replace the year's partitions of the published tables and its data-quality rows, in one transaction."""
+def publish_year(conn: psycopg.Connection, year: int, *, source_file: str, zip_path: str,
+                 lock_timeout_s: float = 300) -> None:
+    """Replace the year's partitions of the published tables, its data-quality and load rows, in one
+    transaction."""
     y = int(year)
     n = names(y)
     conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_s * 1000)}ms")))
@@ -214,6 +217,14 @@ def publish_year(conn: psycopg.Connection, year: int, *, lock_timeout_s: float =
     conn.execute("DELETE FROM hop.data_quality WHERE year = %s", (y,))
     conn.execute(sql.SQL("INSERT INTO hop.data_quality SELECT year, check_name, rows FROM {}").format(
         sql.Identifier(BUILD, n["dq"])))
-    for key in ("raw", "rejects", "npi_list", "facts", "npis", "edges", "dq"):
+    conn.execute(sql.SQL("""INSERT INTO hop.loads (year, source_file, zip_path, lines, clean_edges)
+                            SELECT %s, %s, %s, max(rows) FILTER (WHERE check_name = 'LINES'),
+                                   max(rows) FILTER (WHERE check_name = 'CLEAN EDGES') FROM {}
+                            ON CONFLICT (year) DO UPDATE SET source_file = EXCLUDED.source_file,
+                                zip_path = EXCLUDED.zip_path, lines = EXCLUDED.lines,
+                                clean_edges = EXCLUDED.clean_edges, loaded_at = now()""").format(
+        sql.Identifier(BUILD, n["dq"])), (y, source_file, zip_path))
+    run_sql_file(conn, "hop_teaming/edges_enriched_view.sql")
+    for key in ("raw", "rejects", "npi_list", "facts", "edges", "dq"):
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(BUILD, n[key])))
     conn.commit()

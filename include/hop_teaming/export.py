@@ -14,8 +14,6 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from include.db.postgres import validate_identifier
-
 ARROW_TYPES = {"bigint": pa.int64(), "integer": pa.int32(), "smallint": pa.int16(), "double precision": pa.float64(),
                "real": pa.float32(), "numeric": pa.float64(), "boolean": pa.bool_(), "date": pa.date32()}
 
@@ -29,9 +27,8 @@ def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[st
 
 
 def edges_parquet(conn: psycopg.Connection, year: int, out_dir: Path) -> Path:
-    """`<out_dir>/edges_enriched_<year>.parquet` from hop.edges_enriched_<year>."""
-    table = validate_identifier(f"edges_enriched_{int(year)}")
-    columns = _columns(conn, "hop", table)
+    """`<out_dir>/edges_enriched_<year>.parquet` from the view hop.edges_enriched."""
+    columns = _columns(conn, "hop", "edges_enriched")
     conn.rollback()
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"edges_enriched_{int(year)}.parquet"
@@ -42,8 +39,8 @@ def edges_parquet(conn: psycopg.Connection, year: int, out_dir: Path) -> Path:
     def produce() -> None:
         try:
             with os.fdopen(write_fd, "wb") as sink, conn.cursor() as cur:
-                stmt = sql.SQL("COPY (SELECT * FROM {} ORDER BY from_npi, to_npi) TO STDOUT (FORMAT csv)").format(
-                    sql.Identifier("hop", table))
+                stmt = sql.SQL("COPY (SELECT * FROM hop.edges_enriched WHERE year = {} ORDER BY from_npi, to_npi) "
+                               "TO STDOUT (FORMAT csv)").format(sql.Literal(int(year)))
                 with cur.copy(stmt) as copy:
                     for data in copy:
                         sink.write(data)

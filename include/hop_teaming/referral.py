@@ -13,9 +13,10 @@ The same rules in two implementations, kept equal by tests/include/hop_teaming/t
                                SELECT e.*, {fragment} FROM hop.edges_enriched e
                                -> referral_score numeric, referral_rule text, from_role text, to_role text
 
-Both compute in decimal (psycopg reads numeric as Decimal; floats go through `str`) and compare ratios
-without dividing (`std <= 0.5 * mean`), so a value exactly on a threshold falls the same way in both.
-Names from the file reach SQL only as `sql.Literal`s.
+Both compute in decimal and compare ratios without dividing (`std <= 0.5 * mean`), so a value exactly
+on a threshold falls the same way in both. The SQL casts the counts and waits to numeric, so they may
+be integer, numeric or double precision; Python takes a float as its 15-significant-digit decimal,
+which is what PostgreSQL's float8::numeric gives. Names from the file reach SQL only as `sql.Literal`s.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ SIGNALS: dict[str, tuple[str, str | None]] = {
 }
 # NULL in this column is not "unknown" but "below the privacy threshold": 0 .. threshold - 1 patients.
 CENSORED = "reverse_patient_count"
+# The waits may be double precision, which takes NaN and infinities: both sides read those as NULL.
+# (The counts are integers; guarding them too would cost for nothing.)
+WAITS = ("average_day_wait", "std_day_wait")
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 # Names are compared ignoring ASCII case only, as PostgreSQL's lower() does under COLLATE "C" whatever
@@ -348,7 +352,8 @@ def score_edge(edge: Mapping[str, Any], rules: Rules | None = None) -> tuple[flo
 
 def evaluate_edge(edge: Mapping[str, Any], rules: Rules | None = None) -> Referral:
     """Score, reason and both roles of one edge (a mapping with hop.edges_enriched's columns; missing
-    keys count as NULL). Numbers may be int, Decimal, float or numeric text; a float NaN is NULL."""
+    keys count as NULL). Numbers may be int, Decimal, float or numeric text; NaN and Infinity count
+    as NULL."""
     rules = rules or default_rules()
     from_role, to_role = role_of(edge, "from", rules), role_of(edge, "to", rules)
     rule = rules.pair_rule(from_role, to_role)
@@ -390,18 +395,20 @@ def _fits(matcher: Matcher, names: Mapping[str, str | None]) -> bool:
 
 
 def _number(edge: Mapping[str, Any], column: str) -> Decimal | None:
+    """The column's value as a decimal; None when NULL or not finite (NaN, Infinity), as the SQL does
+    for the waits (the counts are integers)."""
     value = edge.get(column)
-    if value is None or (isinstance(value, float) and value != value):
+    if value is None:
         return None
     if isinstance(value, bool):
         raise ValueError(f"{column}: expected a number, got {value!r}")
+    if isinstance(value, float):
+        value = format(value, ".15g")  # as PostgreSQL casts float8 to numeric (DBL_DIG digits)
     try:
         number = Decimal(str(value).strip())
     except InvalidOperation:
         raise ValueError(f"{column}: expected a number, got {value!r}") from None
-    if not number.is_finite():
-        raise ValueError(f"{column}: expected a finite number, got {value!r}")
-    return number
+    return number if number.is_finite() else None
 
 
 def _applies(adjustment: Adjustment, edge: Mapping[str, Any], rules: Rules) -> bool:
@@ -477,6 +484,15 @@ def _numeric(value: Decimal) -> sql.Composed:
     return sql.SQL("{}::numeric").format(sql.Literal(value))
 
 
+def _as_numeric(name: str, column: Callable[[str], sql.Identifier]) -> sql.Composed:
+    """The column as numeric (exact arithmetic even on double precision); a wait is NULL when NaN or infinite."""
+    expression = sql.SQL("{}::numeric").format(column(name))
+    if name in WAITS:
+        for special in ("NaN", "Infinity", "-Infinity"):
+            expression = sql.SQL("nullif({}, {})").format(expression, sql.Literal(special))
+    return expression
+
+
 def _role_index(rules: Rules, side: str, column: Callable[[str], sql.Identifier]) -> sql.Composed:
     """CASE WHEN <role 1 fits> THEN 1 ... ELSE <index of other> END"""
     whens = []
@@ -504,15 +520,14 @@ def _adjustment_condition(adjustment: Adjustment, rules: Rules,
                           column: Callable[[str], sql.Identifier]) -> sql.Composed:
     """The SQL of `_applies`: NULL (so: does not apply) when the signal cannot be computed."""
     numerator, denominator = SIGNALS[adjustment.signal]
-    value = column(numerator)
+    value = _as_numeric(numerator, column)
+    scale = None if denominator is None else _as_numeric(denominator, column)
     parts = []
-    if denominator is not None:
-        parts.append(sql.SQL("{} > 0").format(column(denominator)))
+    if scale is not None:
+        parts.append(sql.SQL("{} > 0").format(scale))
 
     def bound(limit: Decimal) -> sql.Composed:
-        if denominator is None:
-            return _numeric(limit)
-        return sql.SQL("{} * {}").format(_numeric(limit), column(denominator))
+        return _numeric(limit) if scale is None else sql.SQL("{} * {}").format(_numeric(limit), scale)
 
     if adjustment.at_most is not None:
         high = (sql.SQL("coalesce({}, {})").format(value, sql.Literal(rules.reverse_edge_privacy_threshold - 1))

@@ -98,7 +98,7 @@ def publish(context: Any, checked: list[dict[str, Any]]) -> dict[str, Any]:
     with ClaimsflowPostgresHook().pg_connection() as conn:
         for item in checked:
             year = int(item["year"])
-            enrich.publish_year(conn, year)
+            enrich.publish_year(conn, year, source_file=Path(item["member"]).name, zip_path=item["zip"])
             path = export.edges_parquet(conn, year, out_dir)
             published[str(year)] = {"edges": item["data_quality"].get("CLEAN EDGES", 0),
                                     "rejected": item["data_quality"].get("REJECTED LINES", 0), "parquet": str(path)}

@@ -42,6 +42,7 @@ CREATE TABLE {schema}.{edges} AS
 SELECT line_number, from_npi, to_npi, patient_count, transaction_count, average_day_wait, std_day_wait
   FROM flagged WHERE cardinality(reasons) = 0;
 ALTER TABLE {schema}.{edges} ADD PRIMARY KEY (from_npi, to_npi);
+ANALYZE {schema}.{edges};
 
 CREATE TABLE {schema}.{dq} AS
 SELECT {year}::integer AS year, check_name, rows FROM (

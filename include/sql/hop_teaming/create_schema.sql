@@ -11,3 +11,7 @@ CREATE TABLE IF NOT EXISTS hop.npi_spending (
 CREATE TABLE IF NOT EXISTS hop.data_quality (
     year integer NOT NULL, check_name text NOT NULL, rows bigint NOT NULL, PRIMARY KEY (year, check_name)
 );
+CREATE TABLE IF NOT EXISTS hop.loads (
+    year integer PRIMARY KEY, source_file text NOT NULL, zip_path text NOT NULL, lines bigint NOT NULL,
+    clean_edges bigint NOT NULL, loaded_at timestamptz NOT NULL DEFAULT now()
+);

@@ -2,7 +2,7 @@
 -- the NPPES facts of the newest bundle that has the NPI (facts loaded as text by COPY), the NUCC
 -- grouping / classification / specialization of its primary taxonomy, its Medicaid spending totals.
 CREATE TABLE {schema}.{npis} AS
-SELECT l.npi, l.luhn_valid,
+SELECT {year}::integer AS year, l.npi, l.luhn_valid,
        f.npi IS NOT NULL AS in_nppes,
        nullif(f.entity_type, '') AS entity_type,
        nullif(f.name, '') AS name,
@@ -21,7 +21,7 @@ SELECT l.npi, l.luhn_valid,
   LEFT JOIN hop.nucc_taxonomy t ON t.code = nullif(f.taxonomy, '')
   LEFT JOIN hop.npi_spending sb ON sb.npi = l.npi::text AND sb.role = 'billing'
   LEFT JOIN hop.npi_spending ss ON ss.npi = l.npi::text AND ss.role = 'servicing';
-ALTER TABLE {schema}.{npis} ADD PRIMARY KEY (npi);
+ALTER TABLE {schema}.{npis} ADD PRIMARY KEY (year, npi);
 -- Deactivated before the year and not reactivated since: not a provider that year.
 ALTER TABLE {schema}.{npis} ADD COLUMN inactive_in_year boolean;
 UPDATE {schema}.{npis}
