@@ -20,9 +20,10 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 from psycopg import sql
 
-from include.db.postgres import copy_rows, run_sql_file, sql_template, validate_identifier
+from include.db.postgres import copy_rows, copy_text, run_sql_file, sql_template, validate_identifier
 from include.maps import nppes_bulk, spending
 
 log = logging.getLogger("claimsflow.hop_teaming")
@@ -123,24 +124,37 @@ def _primary_taxonomy(batch: pa.RecordBatch) -> pa.Array:
     return pc.coalesce(primary, first)
 
 
-def _facts_rows(batch: pa.RecordBatch):
+FACT_FIELDS = ("npi", "entity_type", "name", "credential", "state", "zip", "taxonomy", "enumeration_date",
+               "deactivation_date", "reactivation_date")
+
+
+def _facts_csv(batch: pa.RecordBatch) -> bytes:
+    """One block of NPPES facts as CSV for COPY, built column-wise (no Python per row)."""
+    n = batch.num_rows
     cols = set(batch.schema.names)
 
-    def col(name: str) -> list[str]:
-        return batch.column(name).to_pylist() if name in cols else [""] * batch.num_rows
+    def col(name: str) -> pa.Array:
+        return batch.column(name) if name in cols else pa.array([""] * n, pa.string())
 
-    npi, etype = col("NPI"), col("Entity Type Code")
-    org, last, first = col(nppes_bulk.FACT_COLUMNS[2]), col(nppes_bulk.FACT_COLUMNS[3]), col(nppes_bulk.FACT_COLUMNS[4])
-    cred, state, postal = col(nppes_bulk.FACT_COLUMNS[5]), col(nppes_bulk.FACT_COLUMNS[6]), col(nppes_bulk.FACT_COLUMNS[7])
-    enum_, deact, react = col("Provider Enumeration Date"), col("NPI Deactivation Date"), col("NPI Reactivation Date")
-    taxonomy = _primary_taxonomy(batch).to_pylist()
-    for k in range(batch.num_rows):
-        name = org[k] if etype[k] == "2" else ", ".join(p for p in (last[k], first[k]) if p)
-        yield (npi[k], etype[k], name, cred[k], state[k], postal[k][:5], taxonomy[k] or "", enum_[k], deact[k], react[k])
+    fc = nppes_bulk.FACT_COLUMNS
+    person = pc.binary_join_element_wise(col(fc[3]), col(fc[4]), ", ")
+    person = pc.utf8_trim(person, characters=", ")  # a missing first or last name leaves no dangling comma
+    name = pc.if_else(pc.equal(col("Entity Type Code"), "2"), col(fc[2]), person)
+    table = pa.table({
+        "npi": col("NPI"), "entity_type": col("Entity Type Code"), "name": name, "credential": col(fc[5]),
+        "state": col(fc[6]), "zip": pc.utf8_slice_codeunits(col(fc[7]), 0, 5),
+        "taxonomy": pc.fill_null(_primary_taxonomy(batch), ""),
+        "enumeration_date": col("Provider Enumeration Date"), "deactivation_date": col("NPI Deactivation Date"),
+        "reactivation_date": col("NPI Reactivation Date"),
+    })
+    buf = pa.BufferOutputStream()
+    pacsv.write_csv(table, buf, write_options=pacsv.WriteOptions(include_header=False))
+    return buf.getvalue().to_pybytes()
 
 
-def build_npis(conn: psycopg.Connection, year: int, nppes_root: Path | None) -> dict[str, Any]:
-    """The year's NPI table: check digits, NPPES facts (newest bundle wins), NUCC and spending joined."""
+def build_npis(conn: psycopg.Connection, year: int, nppes_root: Path | None, role: sql.Composable) -> dict[str, Any]:
+    """The year's NPI table: check digits, NPPES facts (newest bundle wins), NUCC and spending joined,
+    and each NPI's role for the referral rules (`role`: referral.role_sql over the NUCC alias `t`)."""
     started = time.monotonic()
     n = names(year)
     s = sql.Identifier(n["schema"])
@@ -150,7 +164,10 @@ def build_npis(conn: psycopg.Connection, year: int, nppes_root: Path | None) -> 
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(s, sql.Identifier(n[key])))
     conn.execute(sql.SQL("CREATE UNLOGGED TABLE {}.{} (npi bigint PRIMARY KEY, luhn_valid boolean NOT NULL)")
                  .format(s, sql.Identifier(n["npi_list"])))
-    copy_rows(conn, (n["schema"], n["npi_list"]), ("npi", "luhn_valid"), zip(npis.tolist(), valid.tolist(), strict=True))
+    listed = pa.BufferOutputStream()
+    pacsv.write_csv(pa.table({"npi": npis, "luhn_valid": valid}), listed,
+                    write_options=pacsv.WriteOptions(include_header=False))
+    copy_text(conn, (n["schema"], n["npi_list"]), ("npi", "luhn_valid"), [listed.getvalue().to_pybytes()])
     conn.execute(sql.SQL("CREATE UNLOGGED TABLE {}.{} (npi text, entity_type text, name text, credential text, "
                          "state text, zip text, taxonomy text, enumeration_date text, deactivation_date text, "
                          "reactivation_date text)").format(s, sql.Identifier(n["facts"])))
@@ -158,13 +175,12 @@ def build_npis(conn: psycopg.Connection, year: int, nppes_root: Path | None) -> 
     if nppes_root is not None and Path(nppes_root).exists():
         files = nppes_bulk.find_bulk_files(nppes_root)
         wanted = pa.array([str(v) for v in npis[valid].tolist()], pa.string())
-        for batch in nppes_bulk.provider_facts(files, wanted):
-            facts += copy_rows(conn, (n["schema"], n["facts"]),
-                               ("npi", "entity_type", "name", "credential", "state", "zip", "taxonomy",
-                                "enumeration_date", "deactivation_date", "reactivation_date"), _facts_rows(batch))
+        blocks = (_facts_csv(batch) for batch in nppes_bulk.provider_facts(files, wanted))
+        facts = copy_text(conn, (n["schema"], n["facts"]), FACT_FIELDS, blocks)
     else:
         log.warning("no NPPES files under %s: every NPI will count as not in NPPES", nppes_root)
-    conn.execute(sql_template("hop_teaming/npis.sql", {"year": int(year)}, **_idents(n, "schema", "npis", "npi_list", "facts")))
+    conn.execute(sql_template("hop_teaming/npis.sql", {"year": int(year)}, fragments={"role": role},
+                              **_idents(n, "schema", "npis", "npi_list", "facts")))
     conn.commit()
     out = {"npis": int(len(npis)), "luhn_invalid": int((~valid).sum()), "in_nppes": facts,
            "seconds": round(time.monotonic() - started, 2)}

@@ -431,7 +431,18 @@ def _applies(adjustment: Adjustment, edge: Mapping[str, Any], rules: Rules) -> b
 
 # ---------------------------------------------------------------------------------------- SQL
 
-def score_sql(rules: Rules | None = None, alias: str = "e") -> sql.Composed:
+def role_sql(rules: Rules | None = None, alias: str = "t") -> sql.Composed:
+    """The role of one provider as its 1-based position in `rules.role_names` (the last one is `other`),
+    from the columns `grouping`, `classification`, `specialization` of the relation aliased `alias`.
+    Computed once per NPI and handed to `score_sql(..., role_index_columns=...)`: a year has ~100 edges
+    per NPI, and the role CASE is most of the scoring's cost."""
+    rules = rules or default_rules()
+    validate_identifier(alias, "alias")
+    return _role_index(rules, "npi", lambda name: sql.Identifier(alias, name.removeprefix("npi_")))
+
+
+def score_sql(rules: Rules | None = None, alias: str = "e",
+              role_index_columns: tuple[str, str] | None = None) -> sql.Composed:
     """`<score> AS referral_score, <rule> AS referral_rule, <role> AS from_role, <role> AS to_role` over
     the relation aliased `alias` (hop.edges_enriched's columns); equal to `evaluate_edge` row by row.
 
@@ -440,6 +451,8 @@ def score_sql(rules: Rules | None = None, alias: str = "e") -> sql.Composed:
     first-match order lives in one place; a simple `CASE <rule number> WHEN ...` (its operand is
     computed once) then gives the rule's score or text. Every output computes the roles anew (SQL
     cannot share them between columns), so the number of role CASEs per row is kept to six.
+    `role_index_columns`: the relation's (from, to) columns that already hold `role_sql`'s indexes; then
+    no role CASE runs per edge.
     """
     rules = rules or default_rules()
     validate_identifier(alias, "alias")
@@ -447,7 +460,10 @@ def score_sql(rules: Rules | None = None, alias: str = "e") -> sql.Composed:
     def column(name: str) -> sql.Identifier:
         return sql.Identifier(alias, name)
 
-    from_index, to_index = (_role_index(rules, side, column) for side in ("from", "to"))
+    if role_index_columns is not None:
+        from_index, to_index = (column(validate_identifier(c, "column name")) for c in role_index_columns)
+    else:
+        from_index, to_index = (_role_index(rules, side, column) for side in ("from", "to"))
     candidates = (*rules.pair_rules, rules.fallback)
     matrix = [[candidates.index(rules.pair_rule(f, t)) + 1 for t in rules.role_names] for f in rules.role_names]
     deciding = sql.SQL("(ARRAY[{}]::integer[])[{}][{}]").format(

@@ -79,15 +79,21 @@ def load(context: Any, year: int) -> dict[str, Any]:
 
 def npis(context: Any, loaded: dict[str, Any]) -> dict[str, Any]:
     root = Path(context["params"].get("nppes_dir") or sources.raw_dir(data_root(), "nppes"))
+    rules = _rules(context)
     with ClaimsflowPostgresHook().pg_connection() as conn:
-        return {**loaded, **enrich.build_npis(conn, int(loaded["year"]), root)}
+        return {**loaded, **enrich.build_npis(conn, int(loaded["year"]), root, referral.role_sql(rules, alias="t"))}
+
+
+def _rules(context: Any) -> referral.Rules:
+    return referral.load_rules(context["params"].get("referral_rules") or referral.DEFAULT_RULES)
 
 
 def check_and_enrich(context: Any, built: dict[str, Any]) -> dict[str, Any]:
-    rules = referral.load_rules(context["params"].get("referral_rules") or referral.DEFAULT_RULES)
+    rules = _rules(context)
+    score = referral.score_sql(rules, alias="e", role_index_columns=("from_role_index", "to_role_index"))
     with ClaimsflowPostgresHook().pg_connection() as conn:
-        dq = enrich.check_and_enrich(conn, int(built["year"]), Path(built["member"]).name,
-                                     referral.score_sql(rules, alias="e"), float(rules.likely_referral_at_least))
+        dq = enrich.check_and_enrich(conn, int(built["year"]), Path(built["member"]).name, score,
+                                     float(rules.likely_referral_at_least))
     log.info("%s data quality: %s", built["year"], dq)
     return {**built, "data_quality": dq}
 

@@ -12,6 +12,7 @@ import pytest
 from psycopg import sql
 
 from claimsflow_airflow.local_run import run_dag, task_states
+from include.hop_teaming import referral
 from include.sandbox.core import Manifest
 
 CHECKS = {"cruft": "CRUFT NPI", "invalid": "INVALID NPI", "not_in_nppes": "NPI NOT IN NPPES",
@@ -89,6 +90,12 @@ def test_every_year_checked_enriched_and_published(dagbag, downloaded, tiny_sand
         assert scalar(pg, "SELECT count(*) FROM hop.edges_enriched WHERE year = %s AND from_billing_paid IS NOT NULL",
                       year) > 0
         assert scalar(pg, "SELECT sum(out_degree) FROM hop.npi_summary WHERE year = %s", year) == enriched
+        # the roles computed once per NPI give what the per-edge rules give (referral.score_sql's own form)
+        recomputed = sql.SQL("SELECT count(*) FROM (SELECT e.referral_score AS s0, e.referral_rule AS r0, "
+                             "e.from_role AS f0, e.to_role AS t0, {} FROM hop.edges_enriched e WHERE e.year = %s) x "
+                             "WHERE (s0, r0, f0, t0) IS DISTINCT FROM (referral_score, referral_rule, from_role, to_role)"
+                             ).format(referral.score_sql(referral.load_rules(), alias="e"))
+        assert scalar(pg, recomputed, year) == 0
         parquet = downloaded / "output" / "hop_teaming" / f"edges_enriched_{year}.parquet"
         assert pq.ParquetFile(parquet).metadata.num_rows == enriched
 

@@ -9,6 +9,7 @@ SELECT {year}::integer AS year, e.from_npi, e.to_npi, e.patient_count, e.transac
   FROM (
     SELECT c.from_npi, c.to_npi, c.patient_count, c.transaction_count, c.average_day_wait, c.std_day_wait,
            c.line_number,
+           f.role_index AS from_role_index, t.role_index AS to_role_index,
            f.entity_type AS from_entity_type, f.taxonomy AS from_taxonomy, f.grouping AS from_grouping,
            f.classification AS from_classification, f.specialization AS from_specialization,
            t.entity_type AS to_entity_type, t.taxonomy AS to_taxonomy, t.grouping AS to_grouping,

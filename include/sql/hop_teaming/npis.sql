@@ -1,6 +1,7 @@
 -- The year's NPIs with what the checks and the enrichment need: the check digit (computed in Python),
 -- the NPPES facts of the newest bundle that has the NPI (facts loaded as text by COPY), the NUCC
--- grouping / classification / specialization of its primary taxonomy, its Medicaid spending totals.
+-- grouping / classification / specialization of its primary taxonomy and its role for the referral
+-- rules, its Medicaid spending totals.
 CREATE TABLE {schema}.{npis} AS
 SELECT {year}::integer AS year, l.npi, l.luhn_valid,
        f.npi IS NOT NULL AS in_nppes,
@@ -11,9 +12,11 @@ SELECT {year}::integer AS year, l.npi, l.luhn_valid,
        nullif(f.zip, '') AS zip,
        nullif(f.taxonomy, '') AS taxonomy,
        t.grouping, t.classification, nullif(t.specialization, '') AS specialization,
+       {role} AS role_index,  -- the referral rules' role of the NPI, computed once here
        CASE WHEN f.enumeration_date ~ '^\d{2}/\d{2}/\d{4}$' THEN to_date(f.enumeration_date, 'MM/DD/YYYY') END AS enumeration_date,
        CASE WHEN f.deactivation_date ~ '^\d{2}/\d{2}/\d{4}$' THEN to_date(f.deactivation_date, 'MM/DD/YYYY') END AS deactivation_date,
        CASE WHEN f.reactivation_date ~ '^\d{2}/\d{2}/\d{4}$' THEN to_date(f.reactivation_date, 'MM/DD/YYYY') END AS reactivation_date,
+       false AS inactive_in_year,
        sb.claims AS billing_claims, sb.beneficiaries AS billing_beneficiaries, sb.paid AS billing_paid,
        ss.claims AS servicing_claims, ss.beneficiaries AS servicing_beneficiaries, ss.paid AS servicing_paid
   FROM {schema}.{npi_list} l
@@ -23,9 +26,8 @@ SELECT {year}::integer AS year, l.npi, l.luhn_valid,
   LEFT JOIN hop.npi_spending ss ON ss.npi = l.npi::text AND ss.role = 'servicing';
 ALTER TABLE {schema}.{npis} ADD PRIMARY KEY (year, npi);
 -- Deactivated before the year and not reactivated since: not a provider that year.
-ALTER TABLE {schema}.{npis} ADD COLUMN inactive_in_year boolean;
 UPDATE {schema}.{npis}
-   SET inactive_in_year = deactivation_date < make_date({year}, 1, 1)
-                          AND (reactivation_date IS NULL OR reactivation_date < deactivation_date)
- WHERE deactivation_date IS NOT NULL;
+   SET inactive_in_year = true
+ WHERE deactivation_date < make_date({year}, 1, 1)
+   AND (reactivation_date IS NULL OR reactivation_date < deactivation_date);
 ANALYZE {schema}.{npis};
