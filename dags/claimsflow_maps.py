@@ -21,6 +21,11 @@ stopped. Outputs under the data root: `output/npi.parquet`, `output/hcpcs.parque
 
 The run skips its work when the outputs exist and every identifier is resolved; `rebuild_map` rebuilds the
 outputs from the caches, `reset_map` clears caches and maps first.
+
+**Hugging Face upload** (opt-in, off by default): with `hf_repo_id` and at least one `hf_upload_*` flag,
+`hf_upload` commits the chosen outputs and a dataset card (`configs:` npi, hcpcs, npi_mapping,
+hcpcs_mapping) to that dataset repo, created if missing; token and endpoint from connection
+`huggingface`. Unchanged files are not committed again.
 """
 
 from __future__ import annotations
@@ -61,6 +66,16 @@ from claimsflow_airflow.defaults import DEFAULT_ARGS, START_DATE
                                   description="Empty: the downloaded raw/medicaid/medicaid-provider-spending.parquet."),
         "nppes_dir": Param("", type="string", title="NPPES folder",
                            description="Empty: raw/nppes (monthly/ and weekly/ extracted bundles)."),
+        "hf_repo_id": Param("", type="string", pattern=r"^([\w.-]+/[\w.-]+)?$", title="Hugging Face dataset repo",
+                            description="<user or org>/<name>; empty: no upload. Token: connection huggingface."),
+        "hf_upload_npi": Param(False, type="boolean", title="Upload output/npi.parquet (config npi)"),
+        "hf_upload_hcpcs": Param(False, type="boolean", title="Upload output/hcpcs.parquet (config hcpcs)"),
+        "hf_upload_mapping": Param(False, type="boolean", title="Upload the NPI mapping CSV (config npi_mapping)"),
+        "hf_upload_hcpcs_mapping": Param(False, type="boolean",
+                                         title="Upload the HCPCS mapping CSV (config hcpcs_mapping)"),
+        "hf_npi_path_in_repo": Param("npi/npi.parquet", type="string", minLength=1, title="NPI parquet path in repo"),
+        "hf_hcpcs_path_in_repo": Param("hcpcs/hcpcs.parquet", type="string", minLength=1,
+                                       title="HCPCS parquet path in repo"),
     },
 )
 def claimsflow_maps():
@@ -96,6 +111,10 @@ def claimsflow_maps():
     def export(plan: dict, **context) -> dict:
         return map_tasks.export(context, plan)
 
+    @task(trigger_rule="none_failed")  # also after a skipped export: the outputs are there
+    def hf_upload(**context) -> list[dict]:
+        return map_tasks.hf_upload(context)
+
     plan = prepare()
     bulk = npi_bulk(plan)
     npi_shard_ids = npi_shards(plan)
@@ -107,7 +126,9 @@ def claimsflow_maps():
     seeded >> hcpcs_shard_ids
     hcpcs_done = hcpcs_api.expand(shard=hcpcs_shard_ids)
 
-    [npi_done, hcpcs_done] >> export(plan)
+    exported = export(plan)
+    [npi_done, hcpcs_done] >> exported
+    exported >> hf_upload()
 
 
 claimsflow_maps()

@@ -31,6 +31,9 @@ from include.maps import cache, hcpcs, npi_api, nppes_bulk, outputs, spending
 log = logging.getLogger("claimsflow.maps")
 
 NPI_CONN, HCPCS_CONN = "npi_registry", "clinical_tables"
+HF_CONN = "huggingface"  # password = token, host = endpoint (https://huggingface.co)
+HF_FLAGS = {"hf_upload_npi": "upload_npi", "hf_upload_hcpcs": "upload_hcpcs",
+            "hf_upload_mapping": "upload_npi_mapping", "hf_upload_hcpcs_mapping": "upload_hcpcs_mapping"}
 NPI_LIMIT, HCPCS_LIMIT = "npi_registry_api", "clinical_tables_api"  # shared limiter names = pool names
 
 
@@ -185,3 +188,33 @@ def export(context: Any, plan: dict[str, Any]) -> dict[str, Any]:
         "parquet": result["hcpcs"].files[0], "rows": result["hcpcs"].rows, "by_status": result["hcpcs"].by_status}
     log.info("maps written: %s", summary)
     return summary
+
+
+def hf_upload(context: Any) -> list[dict[str, Any]]:
+    """Opt-in: the outputs to a Hugging Face dataset repo; skipped unless `hf_repo_id` and a flag are set.
+
+    Runs after the export even when the export skipped (outputs already there), so a first upload of
+    unchanged outputs needs no rebuild; an unchanged remote makes it a no-op (include/maps/hf_upload.py)."""
+    params = context["params"]
+    repo_id = str(params.get("hf_repo_id") or "").strip()
+    flags = {arg: bool(params.get(name)) for name, arg in HF_FLAGS.items()}
+    on = [name for name, arg in HF_FLAGS.items() if flags[arg]]
+    if not repo_id:
+        raise AirflowSkipException("Hugging Face upload: hf_repo_id is empty, nothing is uploaded"
+                                   + (f" (ignoring {', '.join(on)})" if on else ""))
+    if not on:
+        raise AirflowSkipException(f"Hugging Face upload: hf_repo_id is {repo_id} but no hf_upload_* flag is set, "
+                                   "nothing is uploaded")
+    # imported here: huggingface_hub is only loaded by runs that upload, not at every DAG parse
+    from include.maps import hf_upload as hf
+
+    hook = ClaimsflowHttpHook(HF_CONN)
+    conn = hook.get_connection(HF_CONN)
+    endpoint = hook.endpoint_base(conn) if (conn.host or "").strip() else hf.DEFAULT_ENDPOINT
+    results = hf.upload_outputs(
+        outputs.OutputPaths(data_root()), repo_id=repo_id, token=conn.password or "", endpoint=endpoint, **flags,
+        npi_path_in_repo=params.get("hf_npi_path_in_repo") or hf.DEFAULT_NPI_PATH,
+        hcpcs_path_in_repo=params.get("hf_hcpcs_path_in_repo") or hf.DEFAULT_HCPCS_PATH)
+    log.info("Hugging Face dataset %s: %s", repo_id,
+             ", ".join(f"{r['path_in_repo']} {r['status']}" for r in results))
+    return results
