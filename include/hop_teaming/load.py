@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import queue
 import re
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -107,9 +109,39 @@ class LoadResult:
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
 
 
-def _chunks(f: IO[bytes]) -> Iterator[bytes]:
-    while chunk := f.read(CHUNK):
-        yield chunk
+def _chunks(f: IO[bytes], depth: int = 8) -> Iterator[bytes]:
+    """The member's bytes in CHUNK blocks, inflated on a second thread (zlib releases the GIL) while
+    this one sends the previous blocks to COPY: the two cores work together."""
+    blocks: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def inflate() -> None:
+        try:
+            while not stop.is_set():
+                chunk = f.read(CHUNK)
+                blocks.put(chunk)
+                if not chunk:
+                    return
+        except BaseException as exc:
+            blocks.put(exc)
+
+    worker = threading.Thread(target=inflate, name="hop-inflate", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = blocks.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                blocks.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
 
 
 def _execute(conn: psycopg.Connection, stmt: sql.Composable) -> None:
