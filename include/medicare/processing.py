@@ -77,7 +77,10 @@ class Crosswalks:
     zip_county: Path  # ZIP -> county FIPS with residential ratio (HUD USPS crosswalk layout)
 
 
-SSA_FIPS_COLUMNS = {"ssacounty", "fipscounty"}
+# NBER's SSA->FIPS crosswalk: `ssacounty` up to the 2010s files, `ssa_code` in the newer ones
+# (fipscounty, countyname_fips, state, cbsa_code, cbsa_name, ssa_code, state_name, ...).
+SSA_COLUMNS = ("ssacounty", "ssa_code")
+SSA_FIPS_COLUMNS = {"fipscounty"}
 ZIP_COUNTY_COLUMNS = {"zip", "county", "res_ratio"}
 
 
@@ -94,13 +97,13 @@ def find_crosswalks(folder: Path) -> Crosswalks:
     found: dict[str, Path] = {}
     for path in sorted(folder.glob("*.csv")):
         header = set(_header(path))
-        if SSA_FIPS_COLUMNS <= header:
+        if SSA_FIPS_COLUMNS <= header and header & set(SSA_COLUMNS):
             found.setdefault("ssa_fips", path)
         elif ZIP_COUNTY_COLUMNS <= header:
             found.setdefault("zip_county", path)
     missing = [k for k in ("ssa_fips", "zip_county") if k not in found]
     if missing:
-        need = {"ssa_fips": SSA_FIPS_COLUMNS, "zip_county": ZIP_COUNTY_COLUMNS}
+        need = {"ssa_fips": {*SSA_FIPS_COLUMNS, "ssacounty or ssa_code"}, "zip_county": ZIP_COUNTY_COLUMNS}
         raise CrosswalkError(f"{folder}: no CSV with the columns of " + "; ".join(
             f"{k} ({', '.join(sorted(need[k]))})" for k in missing))
     return Crosswalks(found["ssa_fips"], found["zip_county"])
@@ -125,14 +128,16 @@ def _digits(value: str | None, width: int, path: Path, line: int, column: str) -
 
 
 def ssa_fips_rows(path: Path) -> Iterator[tuple[str, str, str, str, str | None]]:
-    """(ssa2, ssa3, fips2, fips3, county name) per county; rows without codes (the file's state
-    total lines) are skipped."""
+    """(ssa2, ssa3, fips2, fips3, county name) per county; rows without codes (the empty first row of
+    some NBER files, state total lines) are skipped."""
     for line, row in _csv_rows(path):
-        if not (row.get("ssacounty") or "").strip() or not (row.get("fipscounty") or "").strip():
+        ssa_column = next(c for c in SSA_COLUMNS if c in row)
+        if not (row.get(ssa_column) or "").strip() or not (row.get("fipscounty") or "").strip():
             continue
-        ssa = _digits(row["ssacounty"], 5, path, line, "ssacounty")
+        ssa = _digits(row[ssa_column], 5, path, line, ssa_column)
         fips = _digits(row["fipscounty"], 5, path, line, "fipscounty")
-        yield ssa[:2], ssa[2:], fips[:2], fips[2:], (row.get("county") or "").strip() or None
+        name = (row.get("county") or row.get("countyname_fips") or "").strip() or None
+        yield ssa[:2], ssa[2:], fips[:2], fips[2:], name
 
 
 def zip_county_rows(path: Path) -> Iterator[tuple[int, str, str, float]]:

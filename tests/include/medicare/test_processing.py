@@ -101,6 +101,11 @@ def test_crosswalk_problems_name_the_file_and_line(pg, tmp_path):
     with pytest.raises(processing.CrosswalkError, match=r"zips\.csv:2: res_ratio 'lots'"):
         list(processing.zip_county_rows(found.zip_county))
     assert list(processing.ssa_fips_rows(found.ssa_fips)) == [("01", "010", "01", "001", "X")]
+    # the newer NBER layout names the SSA code `ssa_code`; an empty first row is skipped
+    (tmp_path / "ssa.csv").write_text("fipscounty,countyname_fips,state,cbsa_code,cbsa_name,ssa_code,state_name\n"
+                                      ",,,,,,\n01001,Autauga,AL,33860,Montgomery AL,01000,Alabama\n")
+    found = processing.find_crosswalks(tmp_path)
+    assert list(processing.ssa_fips_rows(found.ssa_fips)) == [("01", "000", "01", "001", "Autauga")]
 
 
 def test_unknown_steps_and_missing_raw_tables_are_refused(pg):
