@@ -100,3 +100,68 @@ def test_check_digits_match_the_reference_implementation():
     rng = np.random.default_rng(7)
     npis = np.concatenate([rng.integers(1_000_000_000, 3_000_000_000, 5_000), [1234567893, 9999999999, 99999999, 0]])
     assert luhn_valid(npis).tolist() == [is_valid_npi(str(n)) for n in npis.tolist()]
+
+
+def test_deactivated_weekly_superseded_and_negative_rows_are_flagged(hop_pg, tmp_path):
+    """Checks the sandbox does not plant: an NPI deactivated before the year (and one reactivated since,
+    which stays), a weekly NPPES row replacing the monthly one, a negative value; with the primary
+    taxonomy taken from its switch rather than slot 1."""
+    import csv
+
+    from include.hop_teaming import enrich, referral
+
+    npis = [1234567893, 1245319599, 1003000126, 1003000134, 1003000142]
+    assert all(luhn_valid(np.array(npis)))
+    header = ["NPI", "Entity Type Code", "Provider Organization Name (Legal Business Name)",
+              "Provider Last Name (Legal Name)", "Provider First Name", "NPI Deactivation Date", "NPI Reactivation Date",
+              "Healthcare Provider Taxonomy Code_1", "Healthcare Provider Primary Taxonomy Switch_1",
+              "Healthcare Provider Taxonomy Code_2", "Healthcare Provider Primary Taxonomy Switch_2"]
+    monthly = tmp_path / "nppes" / "monthly" / "NPPES_Data_Dissemination_January_2023_V2"
+    weekly = tmp_path / "nppes" / "weekly" / "NPPES_Data_Dissemination_010923_011523_Weekly_V2"
+    for folder, name, rows in (
+        (monthly, "npidata_pfile_20050523-20230108.csv", [
+            [npis[0], "1", "", "DOE", "JANE", "", "", "207RC0000X", "N", "207Q00000X", "Y"],
+            [npis[1], "1", "", "ROE", "RICHARD", "", "", "207RC0000X", "Y", "", ""],
+            [npis[2], "", "", "", "", "05/01/2019", "", "", "", "", ""],                  # deactivated 2019
+            [npis[3], "2", "GOOD HOSPITAL", "", "", "03/01/2018", "06/01/2018", "282N00000X", "Y", "", ""],
+            [npis[4], "1", "", "OLD", "NAME", "", "", "207Q00000X", "Y", "", ""]]),
+        (weekly, "npidata_pfile_20230109-20230115.csv", [
+            [npis[4], "1", "", "NEW", "NAME", "", "", "207P00000X", "Y", "", ""]])):
+        folder.mkdir(parents=True)
+        with (folder / name).open("w", newline="") as f:
+            csv.writer(f).writerows([header, *rows])
+    body = "".join(f"{a},{b},{p},{t},5.0,1.0\n" for a, b, p, t in [
+        (npis[0], npis[1], 20, 25),   # clean: family medicine (its Y slot) -> cardiology
+        (npis[0], npis[2], 20, 25),   # to an NPI deactivated before 2022
+        (npis[0], npis[3], 20, 25),   # reactivated: clean
+        (npis[4], npis[1], 20, 25),   # clean; the weekly row says emergency medicine
+        (npis[1], npis[0], 30, -1),   # negative transactions (also below patients)
+    ])
+    z = make_zip(tmp_path / "h.zip", body)
+    enrich.ensure_schema(hop_pg)
+    hop_pg.execute("DELETE FROM hop.nucc_taxonomy")  # the NUCC names the roles are read from
+    hop_pg.execute("""INSERT INTO hop.nucc_taxonomy VALUES
+        ('207Q00000X', 'Allopathic & Osteopathic Physicians', 'Family Medicine', '', ''),
+        ('207RC0000X', 'Allopathic & Osteopathic Physicians', 'Internal Medicine', 'Cardiovascular Disease', ''),
+        ('207P00000X', 'Allopathic & Osteopathic Physicians', 'Emergency Medicine', '', ''),
+        ('282N00000X', 'Hospitals', 'General Acute Care Hospital', '', '')""")
+    hop_pg.commit()
+    n = enrich.names(2022)
+    try:
+        load_year(hop_pg, z, 2022, schema=enrich.BUILD, table=n["raw"])
+        rules = referral.load_rules()
+        enrich.build_npis(hop_pg, 2022, tmp_path / "nppes", referral.role_sql(rules, alias="t"))
+        dq = enrich.check_and_enrich(hop_pg, 2022, "DocGraph_Hop_Teaming_2022.csv",
+                                     referral.score_sql(rules, alias="e", role_index_columns=("from_role_index", "to_role_index")),
+                                     0.6)
+        assert dq["NPI DEACTIVATED"] == 1 and dq["NEGATIVE VALUE"] == 1 and dq["CLEAN EDGES"] == 3
+        scored = {(r[0], r[1]): r[2:] for r in hop_pg.execute(sql.SQL(
+            "SELECT from_npi, to_npi, from_role, to_role FROM {}.{}").format(
+            sql.Identifier(enrich.BUILD), sql.Identifier(n["scored"])))}
+        assert scored[(npis[0], npis[1])] == ("primary_care", "specialist")
+        assert scored[(npis[4], npis[1])] == ("emergency", "specialist"), "the weekly row wins"
+        assert scored[(npis[0], npis[3])][1] == "hospital"
+    finally:
+        hop_pg.rollback()
+        hop_pg.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(enrich.BUILD)))
+        hop_pg.commit()
