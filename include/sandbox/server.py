@@ -17,7 +17,7 @@ It serves, from a generated sandbox (`manifest.json` + `site/`):
 Faults are queued per path prefix and consumed one per request: 429 (+Retry-After), 5xx, slow,
 timeout (hang, then close), truncate (announce the full length, send part), malformed_json, reset,
 changed_index (index pages rewritten: absolute links, other quoting and case, rows reordered).
-An optional per-client token bucket on `/api/` answers 429 with Retry-After when exceeded.
+An optional token bucket per client and API on `/api/` answers 429 with Retry-After when exceeded.
 Control over HTTP for other processes: GET/DELETE /_sandbox/requests, POST/DELETE /_sandbox/faults,
 GET /_sandbox/health.
 """
@@ -195,8 +195,10 @@ class SandboxServer:
     def _rate_wait(self, client: str, path: str) -> float:
         if not self.rate_limit or not path.startswith("/api"):
             return 0.0
+        # one bucket per client and API: the NPI Registry and Clinical Tables limit independently
+        api = "clinical_tables" if path.startswith("/api/hcpcs") else "npi_registry"
         with self._lock:
-            bucket = self._buckets.setdefault(client, TokenBucket(self.rate_limit, self.burst))
+            bucket = self._buckets.setdefault(f"{client} {api}", TokenBucket(self.rate_limit, self.burst))
             return bucket.take()
 
     def _record(self, record: RequestRecord) -> None:

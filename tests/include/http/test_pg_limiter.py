@@ -63,3 +63,30 @@ def test_penalise_pushes_every_worker(db_conninfo):
     finally:
         a.close()
         b.close()
+
+
+def test_the_commit_time_is_part_of_the_wait_not_added_to_it(db_conninfo):
+    """A slow commit (a WAL flush under load) must not send the request late: the limiter sleeps the
+    reserved delay minus the time since the database answered."""
+
+    class SlowCommit:
+        def __init__(self, conn):
+            self._conn = conn
+
+        def __getattr__(self, name):
+            return getattr(self._conn, name)
+
+        def commit(self):
+            time.sleep(0.2)
+            self._conn.commit()
+
+    slept: list[float] = []
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    limiter = PgRateLimiter(lambda: SlowCommit(psycopg.connect(db_conninfo)), name, 1.0, sleep=slept.append)
+    try:
+        limiter.acquire()  # the first slot is free now
+        delay = limiter.acquire()  # the second is 1.05 s after the first (minus the first commit's 0.2 s)
+    finally:
+        limiter.close()
+    assert 0.6 < delay < 1.1
+    assert slept and delay - 0.3 < slept[-1] <= delay - 0.19, "the 0.2 s commit was taken out of the wait"

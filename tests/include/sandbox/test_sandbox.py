@@ -171,6 +171,9 @@ def test_enforced_rate_limit(tiny_sandbox):
         codes = [r.status_code for r in statuses]
         assert codes[:2] == [200, 200] and codes.count(429) >= 3
         assert all(int(r.headers["Retry-After"]) >= 1 for r in statuses if r.status_code == 429)
+        # each API has its own budget, as the real NPI Registry and Clinical Tables do
+        hcpcs = requests.get(server.url + "/api/hcpcs/v3/search", params={"terms": "J1100", "sf": "code"}, timeout=5)
+        assert hcpcs.status_code == 200
         time.sleep(1.1)
         assert requests.get(url, params={"version": "2.1", "number": "1234567893"}, timeout=5).status_code == 200
         # Static downloads are not rate limited.
