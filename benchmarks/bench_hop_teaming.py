@@ -191,7 +191,9 @@ def prepare(work: Path, edges: int, nppes_rows: int) -> float:
 def run_phase(name: str, work: Path) -> dict:
     out = subprocess.run([sys.executable, __file__, "--phase", name, "--work", str(work)], capture_output=True, text=True)
     if out.returncode != 0:
-        raise SystemExit(f"phase {name} failed:\n{out.stderr[-4000:]}")
+        print(f"phase {name} failed:\n{out.stderr[-3000:]}", file=sys.stderr)
+        return {"failed": True, "seconds": float("nan"), "rows": 0, "peak_rss_mib": float("nan"),
+                "npis_seconds": float("nan"), "checks_seconds": float("nan")}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from include.db.postgres import copy_rows, copy_text, run_sql_file, sql_template, validate_identifier
+from include.hop_teaming.load import HopTeamingError
 from include.maps import nppes_bulk, spending
 
 log = logging.getLogger("claimsflow.hop_teaming")
@@ -212,6 +213,31 @@ def check_and_enrich(conn: psycopg.Connection, year: int, source_file: str, refe
     return dq
 
 
+def _columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
+    rows = conn.execute("""SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+                             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                             JOIN pg_namespace s ON s.oid = c.relnamespace
+                            WHERE s.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped""",
+                        (schema, table)).fetchall()
+    return dict(rows)
+
+
+def _align_columns(conn: psycopg.Connection, parent: str, built: str) -> None:
+    """A newer version may build more columns than the published table has (years published before
+    get NULL there); anything else (a column gone or of another type) is refused with what to do."""
+    have, new = _columns(conn, "hop", parent), _columns(conn, BUILD, built)
+    changed = [f"{c} ({have[c]} -> {new[c]})" for c in have.keys() & new.keys() if have[c] != new[c]]
+    gone = sorted(have.keys() - new.keys())
+    if changed or gone:
+        raise HopTeamingError(
+            f"hop.{parent} was published by another version ({', '.join(changed + [f'{c} no longer built' for c in gone])}); "
+            f"drop it (DROP TABLE hop.{parent} CASCADE) and rerun every year", source=f"hop.{parent}")
+    for column in (c for c in new if c not in have):
+        log.warning("hop.%s: adding column %s %s (NULL for the years published before)", parent, column, new[column])
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+            sql.Identifier("hop", parent), sql.Identifier(column), sql.SQL(new[column])))
+
+
 def publish_year(conn: psycopg.Connection, year: int, *, source_file: str, zip_path: str,
                  lock_timeout_s: float = 300) -> None:
     """Replace the year's partitions of the published tables, its data-quality and load rows, in one
@@ -224,6 +250,7 @@ def publish_year(conn: psycopg.Connection, year: int, *, source_file: str, zip_p
         part = validate_identifier(f"{parent}_{y}")
         conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (LIKE {}) PARTITION BY LIST (year)").format(
             sql.Identifier("hop", parent), built))
+        _align_columns(conn, parent, n[key])
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("hop", part)))
         conn.execute(sql.SQL("ALTER TABLE {} SET SCHEMA hop").format(built))
         if n[key] != part:

@@ -165,3 +165,23 @@ def test_deactivated_weekly_superseded_and_negative_rows_are_flagged(hop_pg, tmp
         hop_pg.rollback()
         hop_pg.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(enrich.BUILD)))
         hop_pg.commit()
+
+
+def test_publishing_a_year_built_by_a_newer_version(hop_pg):
+    """A new column is added to the published table (NULL for earlier years); a removed or retyped one is
+    refused with what to do, and nothing changes."""
+    from include.hop_teaming import enrich
+
+    pg = hop_pg
+    pg.execute("CREATE SCHEMA IF NOT EXISTS hop_build; CREATE SCHEMA IF NOT EXISTS hop")
+    pg.execute("DROP TABLE IF EXISTS hop.t_pub CASCADE")
+    pg.execute("CREATE TABLE hop.t_pub (year integer, npi bigint) PARTITION BY LIST (year)")
+    pg.execute("CREATE TABLE hop_build.t_new (year integer, npi bigint, role_index integer)")
+    try:
+        enrich._align_columns(pg, "t_pub", "t_new")
+        assert "role_index" in enrich._columns(pg, "hop", "t_pub")
+        pg.execute("CREATE TABLE hop_build.t_old (year integer, npi text)")
+        with pytest.raises(enrich.HopTeamingError, match=r"npi \(bigint -> text\).*role_index no longer built.*DROP TABLE"):
+            enrich._align_columns(pg, "t_pub", "t_old")
+    finally:
+        pg.rollback()
