@@ -37,7 +37,8 @@ CRUFT_NPI = 9_999_999_999
 
 def names(year: int) -> dict[str, str]:
     y = int(year)
-    return {"schema": BUILD, "raw": f"raw_{y}", "rejects": f"raw_{y}_rejects", "npi_list": f"npi_list_{y}",
+    return {"schema": BUILD, "raw": f"raw_{y}", "rejects": f"raw_{y}_rejects", "lines": f"raw_{y}_lines",
+            "npi_list": f"npi_list_{y}",
             "facts": f"facts_{y}", "npis": f"npis_{y}", "edges": f"edges_{y}", "audit": f"audit_{y}",
             "dq": f"dq_{y}", "scored": f"scored_{y}", "summary": f"summary_{y}"}
 
@@ -268,6 +269,6 @@ def publish_year(conn: psycopg.Connection, year: int, *, source_file: str, zip_p
                                 clean_edges = EXCLUDED.clean_edges, loaded_at = now()""").format(
         sql.Identifier(BUILD, n["dq"])), (y, source_file, zip_path))
     run_sql_file(conn, "hop_teaming/edges_enriched_view.sql")
-    for key in ("raw", "rejects", "npi_list", "facts", "edges", "dq"):
+    for key in ("raw", "rejects", "lines", "npi_list", "facts", "edges", "dq"):
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(BUILD, n[key])))
     conn.commit()

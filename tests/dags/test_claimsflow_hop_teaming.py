@@ -106,6 +106,7 @@ def test_every_year_checked_enriched_and_published(dagbag, downloaded, tiny_sand
     assert again.state == "success", task_states(again)
     assert {t: digest(pg, t, y) for t in ("edges_enriched", "audit", "npi_summary") for y in (year, other)} == before
     assert scalar(pg, "SELECT count(*) FROM hop.data_quality WHERE year = %s", year) == len(dq)
+    assert scalar(pg, "SELECT count(*) FROM pg_tables WHERE schemaname = 'hop_build'") == 0, "no build table left"
 
 
 def test_a_year_without_a_zip_fails_clearly(dagbag, downloaded):
