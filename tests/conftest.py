@@ -99,3 +99,22 @@ def sandbox_server(tiny_sandbox):
 
     with SandboxServer(tiny_sandbox) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def backfill_plan():
+    """The years `airflow backfill create --dry-run` plans for a DAG over a date range (the CLI's own
+    plan, after reserializing the DAGs into the test metadata database)."""
+    import re
+    import subprocess
+
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "dags", "reserialize"], check=True, capture_output=True, env=os.environ, timeout=300)
+
+    def plan(dag_id: str, from_date: str, to_date: str) -> list[str]:
+        out = subprocess.run([airflow, "backfill", "create", "--dag-id", dag_id, "--from-date", from_date,
+                              "--to-date", to_date, "--dry-run"], check=True, capture_output=True, text=True,
+                             env=os.environ, timeout=300).stdout
+        return re.findall(r"^\|\s*(\d{4})-01-01 00:00:00\+00:00", out, flags=re.MULTILINE)  # the table's rows
+
+    return plan
