@@ -235,10 +235,11 @@ def main() -> int:
         print(table(rows, ("phase", "seconds", "rate / detail", "peak RSS MiB")))
         load_ratio = r["copy"]["seconds"] / r["load"]["seconds"]
         enrich_ratio = r["enrich"]["seconds"] / r["duckdb"]["seconds"]
-        peak = max(v["peak_rss_mib"] for v in r.values())
+        peak = max(r[k]["peak_rss_mib"] for k in ("load", "enrich", "dag"))  # ours; the baselines are not held to it
         print(f"load throughput vs plain COPY: {load_ratio:.2f} (goal >= 0.80: {'met' if load_ratio >= 0.8 else 'NOT met'})")
         print(f"enrichment time vs DuckDB: {enrich_ratio:.2f}x (goal <= 1.5: {'met' if enrich_ratio <= 1.5 else 'NOT met'})")
-        print(f"peak RSS: {peak:.0f} MiB (goal <= 2048: {'met' if peak <= 2048 else 'NOT met'})")
+        print(f"peak RSS of claimsflow's phases: {peak:.0f} MiB (goal <= 2048: {'met' if peak <= 2048 else 'NOT met'}); "
+              f"DuckDB's own: {r['duckdb']['peak_rss_mib']:.0f} MiB")
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
