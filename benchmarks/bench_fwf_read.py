@@ -4,7 +4,8 @@ Generates fixed-width files with numpy (each column drawn from a pool of valid v
 layouts): a medpar-like file (~800-byte records, 300+ columns: dates, 12.2 amounts, many 1-byte flags)
 and a dense mbsf_ab-like one (119 bytes, 51 columns). Each measurement runs in a fresh child process
 so that its peak RSS (resource.getrusage) is its own: read only (typed Arrow batches), read + CSV
-bytes for COPY, and a plain block read of the file for reference.
+bytes for COPY (`batch_to_csv`), read -> COPY text (`FwfReader.copy_blocks`, what the Medicare loader
+streams: no typed values on the way), and a plain block read of the file for reference.
 Usage: python benchmarks/bench_fwf_read.py [records]   (default 500000)
 """
 
@@ -79,6 +80,10 @@ def child(mode: str, path: str, layout_name: str, block_size: int) -> None:
         with open(path, "rb", buffering=0) as f:
             while block := f.read(block_size):
                 rows += block.count(b"\n")
+    elif mode == "copy":
+        for block in read_fwf(path, cols, rl, block_size=block_size, non_ascii="reject").copy_blocks():
+            rows += block.rows
+            csv_bytes += len(block.data)
     else:
         reader = read_fwf(path, cols, rl, block_size=block_size)
         for batch in reader:
@@ -113,6 +118,7 @@ def main() -> int:
                   f"{size / 2**20:,.0f} MiB in {gen_s:.1f}s")
             runs = [("raw block read", "raw", DEFAULT_BLOCK_SIZE), ("read -> Arrow", "read", DEFAULT_BLOCK_SIZE),
                     ("read -> Arrow -> CSV", "csv", DEFAULT_BLOCK_SIZE),
+                    ("read -> COPY text", "copy", DEFAULT_BLOCK_SIZE),
                     ("read -> CSV, 16 MiB blocks", "csv", 16 * 2**20), ("read -> CSV, 64 MiB blocks", "csv", 64 * 2**20)]
             for label, mode, bs in runs:
                 r = run_child(mode, path, layout_name, bs)

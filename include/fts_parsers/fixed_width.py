@@ -24,14 +24,26 @@ Values:
 A value that does not convert rejects its record (`bad_value:<COLUMN>:<raw value>`; several bad columns
 are joined with `; `); the rest of the batch loads.
 
-Encoding: ResDAC files are ASCII. A byte >= 0x80 is decoded as latin-1 (one byte -> one character,
-never fails, and `value.encode("latin-1")` gives the bytes back), counted in `FwfStats.non_ascii_values`;
-in a NUM or DATE column such a value is a bad value like any other. UTF-8 is deliberately not tried:
-fixed-width slicing can cut a multi-byte sequence in half, and the files are declared ASCII.
+Encoding: ResDAC files are ASCII. A byte >= 0x80 is counted in `FwfStats.non_ascii_values`; in a NUM
+or DATE column such a value is a bad value like any other. In a CHAR column, `non_ascii="latin1"` (the
+default) decodes it as latin-1 (one byte -> one character, never fails, `value.encode("latin-1")` gives
+the bytes back); `non_ascii="reject"` (what the loader uses) rejects the record instead
+(`non_ascii:<COLUMN>:<value, other bytes as \\xNN>`), so a file in another encoding is never loaded as
+mojibake. UTF-8 is deliberately not tried: fixed-width slicing can cut a multi-byte sequence in half,
+and the files are declared ASCII.
+
+COPY text (`FwfReader.copy_blocks`, what the loader streams): the same records, checks and rejects, but
+each block comes out as PostgreSQL `COPY ... (FORMAT text, NULL '')` bytes instead of typed Arrow
+columns: CHAR values trimmed as above (`\\`, tab, CR, LF and `"` escaped), NUM values as their trimmed
+text (already checked, so PostgreSQL's input functions accept exactly what the Arrow types would),
+DATE values as their YYYYMMDD digits (calendar-checked here; PostgreSQL reads YYYYMMDD in any
+DateStyle), NULL as an empty field. Nothing is converted to a Python or Arrow number or date on the
+way. A NUL byte in a CHAR value cannot go into PostgreSQL text: that record is rejected (`nul_byte`).
 
 Rejects are returned with each batch (`FwfBatch.rejects`) so the loader can write them to its audit
 table (file, record, reason, raw bytes); `FwfStats` counts them by kind (`short_record`,
-`long_record`, `non_numeric`, `invalid_date`, `bad_value`), the kinds of the sandbox manifest.
+`long_record`, `non_numeric`, `invalid_date`, `bad_value`, the kinds of the sandbox manifest, and
+`non_ascii`, `nul_byte`).
 """
 
 from __future__ import annotations
@@ -55,6 +67,7 @@ from include.common.errors import ClaimsflowError
 __all__ = [
     "ColumnLike",
     "FwfBatch",
+    "FwfCopyBlock",
     "FwfColumn",
     "FwfError",
     "FwfReader",
@@ -68,7 +81,9 @@ __all__ = [
 
 DEFAULT_BLOCK_SIZE = 4 * 2**20  # measured: 4 MiB is faster than 16 or 64 (cache) and keeps RSS low
 TYPES = ("CHAR", "NUM", "DATE")
+NON_ASCII = ("latin1", "reject")
 LF, CR, SPACE = 10, 13, 32
+_BLANK8 = np.uint64(0x2020202020202020)  # 8 spaces as one uint64
 
 
 class FwfError(ClaimsflowError):
@@ -108,9 +123,9 @@ def columns_from_widths(specs: Sequence[tuple[str, str, int] | tuple[str, str, i
 @dataclass(frozen=True)
 class Reject:
     record: int  # 1-based line number in the file
-    reason: str  # short_record | long_record | bad_value:<COLUMN>:<raw>[; bad_value:...]
+    reason: str  # short_record | long_record | bad_value:<COLUMN>:<raw>[; bad_value:...] | non_ascii:... | nul_byte:...
     raw: bytes  # the record without its line terminator
-    kind: str = ""  # short_record | long_record | non_numeric | invalid_date | bad_value
+    kind: str = ""  # short_record | long_record | non_numeric | invalid_date | bad_value | non_ascii | nul_byte
 
     def __post_init__(self) -> None:
         if not self.kind:
@@ -121,6 +136,13 @@ class Reject:
 class FwfBatch:
     record_numbers: pa.Array  # int64, 1-based line numbers of the rows of `table`
     table: pa.Table  # typed columns, named as the layout
+    rejects: list[Reject]
+
+
+@dataclass
+class FwfCopyBlock:
+    data: memoryview  # COPY (FORMAT text, DELIMITER E'\\t', NULL '') rows: [record_number,] then the columns
+    rows: int
     rejects: list[Reject]
 
 
@@ -246,32 +268,52 @@ def _blank(raw: np.ndarray) -> np.ndarray:
     return (raw == SPACE).all(axis=1)
 
 
-_DIM = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
+def _date_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    pair = np.full(1 << 16, 10_000, np.int32)  # two ASCII digits as a little-endian uint16 -> 0..99
+    for tens in range(10):
+        for ones in range(10):
+            pair[(48 + tens) | ((48 + ones) << 8)] = tens * 10 + ones
+    month_day = np.zeros(10_001, np.uint8)  # MMDD -> 1: a day of every year, 2: February 29
+    for m, days in enumerate((31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), 1):
+        month_day[m * 100 + 1:m * 100 + days + 1] = 1
+    month_day[229] = 2
+    years = np.arange(10_001)
+    leap = ((years % 4 == 0) & (years % 100 != 0)) | (years % 400 == 0)
+    year_ok = (years >= 1) & (years <= 9999)
+    return pair, month_day, leap, year_ok
 
 
-def _dates(raw: np.ndarray, blank: np.ndarray) -> tuple[pa.Array, np.ndarray]:
-    """(n, 8) YYYYMMDD bytes -> (date32 array, bad mask). Blank -> NULL, not bad. Calendar-checked."""
-    n = raw.shape[0]
-    d = raw - np.uint8(48)  # non-digits wrap to >= 10
-    digits = d.max(axis=1) < 10 if n else np.ones(0, bool)
-    c = [d[:, i].astype(np.int32) for i in range(8)]
-    y = c[0] * 1000 + c[1] * 100 + c[2] * 10 + c[3]
-    m = c[4] * 10 + c[5]
-    day = c[6] * 10 + c[7]
-    mm = np.clip(m, 0, 12)
-    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-    dim = _DIM[mm] + ((mm == 2) & leap)
-    ok = digits & (y >= 1) & (m >= 1) & (m <= 12) & (day >= 1) & (day <= dim)
-    # days from civil (H. Hinnant), all integer
+_PAIR, _MONTH_DAY, _LEAP, _YEAR_OK = _date_tables()
+
+
+def _ymd(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """YYYYMMDD bytes, shape (..., 8) with the last axis contiguous -> (year, month, day, ok) of shape
+    (...): ok = 8 digits and a real calendar day. Table lookups on digit pairs: no division per value."""
+    p = _PAIR[raw.view("<u2")]  # a non-digit pair is 10000: it pushes year or MMDD out of range
+    y = np.minimum(p[..., 0] * 100 + p[..., 1], 10_000)
+    md = np.minimum(p[..., 2] * 100 + p[..., 3], 10_000)
+    kind = _MONTH_DAY[md]
+    ok = _YEAR_OK[y] & ((kind == 1) | ((kind == 2) & _LEAP[y]))
+    return y, md // 100, md % 100, ok
+
+
+def _days(y: np.ndarray, m: np.ndarray, day: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 (days from civil, H. Hinnant; all integer), 0 where not ok."""
     yy = y - (m <= 2)
     era = yy // 400
     yoe = yy - era * 400
     mp = (m + 9) % 12
     doy = (153 * mp + 2) // 5 + day - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    days = np.where(ok, era * 146097 + doe - 719468, 0).astype(np.int32)
+    return np.where(ok, era * 146097 + doe - 719468, 0).astype(np.int32)
+
+
+def _dates(raw: np.ndarray, blank: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """(n, 8) YYYYMMDD bytes -> (date32 array, bad mask). Blank -> NULL, not bad. Calendar-checked."""
+    n = raw.shape[0]
+    y, m, day, ok = _ymd(raw)
     bitmap, nulls = _validity(ok)
-    arr = pa.Array.from_buffers(pa.date32(), n, [bitmap, pa.py_buffer(days)], null_count=nulls)
+    arr = pa.Array.from_buffers(pa.date32(), n, [bitmap, pa.py_buffer(_days(y, m, day, ok))], null_count=nulls)
     return arr, ~ok & ~blank
 
 
@@ -279,60 +321,105 @@ _NUM_BYTES = np.zeros(256, dtype=bool)
 _NUM_BYTES[list(b"0123456789 +-.")] = True
 
 
-def _numbers(col: _Col, raw: np.ndarray, latin1: np.ndarray | None) -> tuple[pa.Array, np.ndarray | None]:
-    text = pc.ascii_trim_whitespace(_strings(raw, latin1))
-    blank = _lengths(text) == 0
-    valued = _with_nulls(text, ~blank)
+def _numbers(col: _Col, raw: np.ndarray, latin1: np.ndarray | None, *,
+             text: bool = False) -> tuple[pa.Array, np.ndarray | None]:
+    """NUM column -> (typed array, or with `text` the trimmed strings, which PostgreSQL parses to the
+    same values; bad mask or None)."""
+    trimmed = pc.ascii_trim_whitespace(_strings(raw, latin1))
+    blank = _lengths(trimmed) == 0
+    valued = _with_nulls(trimmed, ~blank)
     if _NUM_BYTES[raw].all():  # only digits, blanks, signs, points: let Arrow's cast parse and check
         try:
-            return valued.cast(col.arrow), None
+            typed = valued.cast(col.arrow)
+            return (valued if text else typed), None
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass  # a misplaced sign or point, too many digits or decimals: find which
     match = pc.fill_null(pc.match_substring_regex(valued, col.regex), True).to_numpy(zero_copy_only=False)
     good = _with_nulls(valued, match & ~blank) if not match.all() else valued
+    bad = ~match if not match.all() else None
+    if text:
+        return good, bad  # PostgreSQL takes the leading "+" itself
     good = pc.replace_substring_regex(good, r"^\+", "")
-    return good.cast(col.arrow), (~match if not match.all() else None)
+    return good.cast(col.arrow), bad
 
 
-def _convert(col: _Col, raw: np.ndarray, latin1: np.ndarray | None) -> tuple[pa.Array, np.ndarray | None]:
-    """One column of n records -> (typed array, bad mask or None when nothing is bad)."""
+def _convert(col: _Col, raw: np.ndarray, latin1: np.ndarray | None, *,
+             text: bool = False) -> tuple[pa.Array, np.ndarray | None]:
+    """One column of n records -> (typed array, bad mask or None when nothing is bad). With `text`:
+    NUM and DATE stay strings (checked, trimmed) for COPY text instead of being converted."""
     odd = latin1 is not None and bool(latin1.any())
     if col.type == "CHAR":
         if col.width == 1 and not odd:
             arr = _strings(raw, None)
             return _with_nulls(arr, raw[:, 0] != SPACE), None
-        text = pc.ascii_rtrim_whitespace(_strings(raw, latin1))
-        return _with_nulls(text, _lengths(text) > 0), None
+        trimmed = pc.ascii_rtrim_whitespace(_strings(raw, latin1))
+        return _with_nulls(trimmed, _lengths(trimmed) > 0), None
     if col.type == "NUM":
-        return _numbers(col, raw, latin1)
+        return _numbers(col, raw, latin1, text=text)
     if col.width == 8 and not odd:
-        arr, bad = _dates(raw, _blank(raw))
+        blank = _blank(raw)
+        if text:  # the 8 digits as they are: no copy, no conversion
+            ok = _ymd(raw)[3]
+            bad = ~ok & ~blank
+            return _with_nulls(_strings(raw, None), ~blank), (bad if bad.any() else None)
+        arr, bad = _dates(raw, blank)
         return arr, bad if bad.any() else None
     # a DATE of another width (or with non-ASCII bytes): the trimmed value must be 8 digits
-    text = pc.ascii_trim_whitespace(_strings(raw, latin1))
-    blank = _lengths(text) == 0
-    good = pc.fill_null(pc.match_substring_regex(text, r"^\d{8}$"), False)
-    t8 = pc.if_else(good, text, "00000000")
+    trimmed = pc.ascii_trim_whitespace(_strings(raw, latin1))
+    blank = _lengths(trimmed) == 0
+    good = pc.fill_null(pc.match_substring_regex(trimmed, r"^\d{8}$"), False)
+    t8 = pc.if_else(good, trimmed, "00000000")
     offsets = np.frombuffer(t8.buffers()[1], np.int32)[t8.offset:t8.offset + len(t8) + 1]
     fixed = np.frombuffer(t8.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, 8)
     arr, bad = _dates(fixed, blank)
+    if text:
+        arr = _with_nulls(_strings(np.ascontiguousarray(fixed), None), ~blank)
     return arr, bad if bad.any() else None
+
+
+# Text COPY: these bytes are escaped in CHAR values (`"` because Arrow's unquoted CSV writer refuses it;
+# PostgreSQL reads the octal escape back as `"`). Backslash first.
+_TEXT_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ('"', "\\042"))
+_ESCAPED = np.zeros(256, dtype=bool)
+_ESCAPED[[ord(c) for c, _ in _TEXT_ESCAPES]] = True
+
+
+def _escape_text(arr: pa.Array) -> pa.Array:
+    for plain, escaped in _TEXT_ESCAPES:
+        arr = pc.replace_substring(arr, plain, escaped)
+    return arr
+
+
+def _show(value: bytes) -> str:
+    """A raw value for a reject reason: printable ASCII as is, any other byte as \\xNN."""
+    return "".join(chr(b) if 32 <= b < 127 else f"\\x{b:02x}" for b in value.strip(b" "))
 
 
 # --------------------------------------------------------------------------------------------- reading
 
+_TEXT_OPTIONS = pacsv.WriteOptions(include_header=False, batch_size=1 << 16, quoting_style="none", delimiter="\t")
+
+
 class FwfReader:
-    """Iterate to get `FwfBatch`es; `stats` is complete once the iteration has finished."""
+    """Iterate to get `FwfBatch`es (typed), or `copy_blocks()` for COPY text; `stats` is complete once
+    the iteration has finished."""
 
     def __init__(self, path: str | os.PathLike[str], columns: Sequence[ColumnLike], record_length: int, *,
-                 block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+                 block_size: int = DEFAULT_BLOCK_SIZE, non_ascii: str = "latin1") -> None:
         self.path = Path(path)
         self.source = str(path)
         self.record_length = int(record_length)
         self.columns = _prepare(columns, self.record_length, self.source)
         self.block_size = max(int(block_size), 1)
+        if non_ascii not in NON_ASCII:
+            raise FwfError(f"non_ascii must be one of {', '.join(NON_ASCII)}, got {non_ascii!r}", source=self.source)
+        self.non_ascii = non_ascii
         self.schema = pa.schema([pa.field(c.name, c.arrow) for c in self.columns])
         self.stats = FwfStats(path=self.source, record_length=self.record_length)
+        # 1-byte CHAR and 8-byte DATE columns (dozens in MedPAR) are converted as groups: one numpy
+        # pass for all of them instead of a dozen small calls per column
+        self._chars1 = [i for i, c in enumerate(self.columns) if c.type == "CHAR" and c.width == 1]
+        self._dates8 = [i for i, c in enumerate(self.columns) if c.type == "DATE" and c.width == 8]
 
     # ---------------------------------------------------------------------------------- file level
     def _open(self) -> io.BufferedReader:
@@ -353,7 +440,26 @@ class FwfReader:
         return "CRLF" if nl[0] > 0 and head[nl[0] - 1] == CR else "LF"
 
     def __iter__(self) -> Iterator[FwfBatch]:
+        return self._run(self._block)
+
+    def copy_blocks(self, *, record_numbers: bool = True) -> Iterator[FwfCopyBlock]:
+        """The file as PostgreSQL COPY text, block by block: `COPY t ([record_number,] <columns>) FROM
+        STDIN (FORMAT text, DELIMITER E'\\t', NULL '')`. Same records, checks and rejects as iterating."""
+        return self._run(lambda *block: self._copy_block(*block, record_numbers=record_numbers))
+
+    def _run(self, convert) -> Iterator:
         t0 = time.perf_counter()
+        for block in self._scan():
+            out = convert(*block)
+            if out is not None:
+                self.stats.batches += 1
+                self.stats.seconds += time.perf_counter() - t0
+                yield out
+                t0 = time.perf_counter()
+        self.stats.seconds += time.perf_counter() - t0
+
+    def _scan(self) -> Iterator[tuple[bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """(block bytes, the same as uint8, line starts, line ends without terminator, line numbers)."""
         stats = self.stats
         with self._open() as f:
             carry = b""
@@ -404,18 +510,15 @@ class FwfReader:
                         ends = ends - has_cr
                 line_no += int(numbers.size)
                 carry = data[cut:]
-                batch = self._block(buf, starts, ends, numbers)
-                if batch is not None:
-                    stats.batches += 1
-                    stats.seconds += time.perf_counter() - t0
-                    yield batch
-                    t0 = time.perf_counter()
+                yield data, buf, starts, ends, numbers
                 if eof:
                     break
-        stats.seconds += time.perf_counter() - t0
 
     # --------------------------------------------------------------------------------- block level
-    def _block(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, numbers: np.ndarray) -> FwfBatch | None:
+    def _records(self, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                 numbers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Reject]] | None:
+        """The records of the right length as an (n, record_length) byte matrix, their starts and
+        numbers, and the rejects for the others; None when the block holds only empty lines."""
         stats, rl = self.stats, self.record_length
         lengths = ends - starts
         empty = lengths == 0
@@ -445,48 +548,174 @@ class FwfReader:
             mat = np.lib.stride_tricks.as_strided(buf[s0:], shape=(n, rl), strides=(stride, 1), writeable=False)
         else:
             mat = sliding_window_view(buf, rl)[starts]  # after a rejected line: gather the good ones
-        nonascii = bool(n) and bool((mat >= 0x80).any())
-        arrays, bads = [], []
-        for col in self.columns:
+        return mat, starts, numbers, rejects
+
+    def _columns(self, data: bytes, mat: np.ndarray, *, text: bool) -> tuple[list[pa.Array], list[tuple]]:
+        """Every column converted (typed, or strings for COPY text) and the bad masks in column order:
+        [(column, mask, raw, reason tag, reject kind)]."""
+        stats, n = self.stats, mat.shape[0]
+        nonascii = bool(n) and not data.isascii() and bool((mat >= 0x80).any())
+        nul = special = False
+        if text and n:
+            nul = b"\x00" in data
+            # bytes that COPY text must escape; line ends can only be inside a record if not a terminator
+            special = any(c in data for c in (b"\\", b'"', b"\t")) or (
+                (b"\r" in data and bool((mat == CR).any())) or (self.stats.terminator == "none" and b"\n" in data))
+        arrays: list[pa.Array | None] = [None] * len(self.columns)
+        bads: list[tuple] = []
+        if n and not nonascii:
+            self._chars1_group(mat, arrays, bads, nul=nul, special=special)
+            self._dates8_group(mat, arrays, bads, text=text)
+        # sparse layouts (25 diagnosis slots of which most records fill a few) have whole columns of
+        # blanks in a block: all NULL, nothing to convert; the first record tells which to check
+        maybe_blank = mat[0] == SPACE if n else None
+        for i, col in enumerate(self.columns):
+            if arrays[i] is not None:
+                continue
+            if n and maybe_blank[col.offset:col.offset + col.width].all() and \
+                    (mat[:, col.offset:col.offset + col.width] == SPACE).all():
+                arrays[i] = pa.nulls(n, pa.string() if text else col.arrow)
+                continue
             raw = np.ascontiguousarray(mat[:, col.offset:col.offset + col.width])
             latin1 = None
             if nonascii:
                 latin1 = (raw >= 0x80).any(axis=1)
                 stats.non_ascii_values += int(latin1.sum())
-            arr, bad = _convert(col, raw, latin1)
-            arrays.append(arr)
+            arr, bad = _convert(col, raw, latin1, text=text)
             if bad is not None:
-                bads.append((col, bad, raw))
+                bads.append((i, col, bad, raw, "bad_value", "invalid_date" if col.type == "DATE" else "non_numeric"))
+            if col.type == "CHAR":
+                if latin1 is not None and self.non_ascii == "reject" and latin1.any():
+                    bads.append((i, col, latin1, raw, "non_ascii", "non_ascii"))
+                if nul:
+                    zero = (raw == 0).any(axis=1)
+                    if zero.any():
+                        bads.append((i, col, zero, raw, "nul_byte", "nul_byte"))
+                if special and _ESCAPED[raw].any():
+                    arr = _escape_text(arr)
+            arrays[i] = arr
+        bads.sort(key=lambda b: b[0])
+        return arrays, [b[1:] for b in bads]
+
+    def _chars1_group(self, mat: np.ndarray, arrays: list, bads: list, *, nul: bool, special: bool) -> None:
+        """The 1-byte CHAR columns of an ASCII block: a blank (space) is NULL."""
+        if len(self._chars1) < 2:
+            return
+        n = mat.shape[0]
+        group = np.ascontiguousarray(mat.T[[self.columns[i].offset for i in self._chars1]])  # a row per column
+        valid = group != SPACE
+        bitmaps = np.packbits(valid, axis=1, bitorder="little")
+        nulls = n - np.count_nonzero(valid, axis=1)
+        offsets = pa.py_buffer(np.arange(n + 1, dtype=np.int32))
+        for j, i in enumerate(self._chars1):
+            bitmap = pa.py_buffer(bitmaps[j]) if nulls[j] else None
+            arr = pa.Array.from_buffers(pa.string(), n, [bitmap, offsets, pa.py_buffer(group[j])],
+                                        null_count=int(nulls[j]))
+            if nul and (zero := group[j] == 0).any():
+                bads.append((i, self.columns[i], zero, group[j].reshape(n, 1), "nul_byte", "nul_byte"))
+            if special and _ESCAPED[group[j]].any():
+                arr = _escape_text(arr)
+            arrays[i] = arr
+
+    def _dates8_group(self, mat: np.ndarray, arrays: list, bads: list, *, text: bool) -> None:
+        """The 8-byte DATE columns of an ASCII block, checked together (as `_convert` does one)."""
+        k = len(self._dates8)
+        if k < 2:
+            return
+        n = mat.shape[0]
+        group = np.empty((k, n, 8), np.uint8)  # each column's (n, 8) bytes, contiguous
+        for j, i in enumerate(self._dates8):
+            group[j] = mat[:, self.columns[i].offset:self.columns[i].offset + 8]
+        blank = group.view("<u8")[..., 0] == _BLANK8
+        y, m, day, ok = _ymd(group)
+        bad = ~ok & ~blank
+        valid = ~blank if text else ok
+        days = None if text else _days(y, m, day, ok)
+        bitmaps = np.packbits(valid, axis=1, bitorder="little")
+        nulls = n - np.count_nonzero(valid, axis=1)
+        offsets = pa.py_buffer(np.arange(0, 8 * n + 1, 8, dtype=np.int32))
+        for j, i in enumerate(self._dates8):
+            bitmap = pa.py_buffer(bitmaps[j]) if nulls[j] else None
+            raw = group[j]
+            if text:  # the 8 digits as they are, as in `_convert`
+                arr = pa.Array.from_buffers(pa.string(), n, [bitmap, offsets, pa.py_buffer(raw)], null_count=int(nulls[j]))
+            else:
+                arr = pa.Array.from_buffers(pa.date32(), n, [bitmap, pa.py_buffer(days[j])], null_count=int(nulls[j]))
+            if bad[j].any():
+                bads.append((i, self.columns[i], bad[j], raw, "bad_value", "invalid_date"))
+            arrays[i] = arr
+
+    def _reject_values(self, buf: np.ndarray, starts: np.ndarray, numbers: np.ndarray, bads: list[tuple],
+                       rejects: list[Reject]) -> pa.Array | None:
+        """Add a reject per record with a bad value (all its bad columns in the reason); the mask of the
+        records to keep, or None when all are good."""
+        if not bads:
+            return None
+        bad_any = np.zeros(len(numbers), dtype=bool)
+        for _, bad, _, _, _ in bads:
+            bad_any |= bad
+        for r in np.flatnonzero(bad_any).tolist():
+            parts, kind = [], ""
+            for col, bad, raw, tag, col_kind in bads:
+                if bad[r]:
+                    if tag == "bad_value":
+                        value = bytes(raw[r]).decode("latin-1").strip().replace("\x00", "\\x00")
+                    else:
+                        value = _show(bytes(raw[r]))
+                    parts.append(f"{tag}:{col.name}:{value}")
+                    kind = kind or col_kind
+            s = int(starts[r])
+            rejects.append(Reject(int(numbers[r]), "; ".join(parts), bytes(buf[s:s + self.record_length]), kind))
+        rejects.sort(key=lambda j: j.record)
+        return pa.array(~bad_any)
+
+    def _count(self, rejects: list[Reject], good: int) -> None:
+        for j in rejects:
+            self.stats.rejected[j.kind] = self.stats.rejected.get(j.kind, 0) + 1
+        self.stats.good += good
+
+    def _block(self, data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+               numbers: np.ndarray) -> FwfBatch | None:
+        records = self._records(buf, starts, ends, numbers)
+        if records is None:
+            return None
+        mat, starts, numbers, rejects = records
+        arrays, bads = self._columns(data, mat, text=False)
         table = pa.Table.from_arrays(arrays, schema=self.schema)
         record_numbers = pa.array(numbers, pa.int64())
-        if bads:
-            bad_any = np.zeros(n, dtype=bool)
-            for _, bad, _ in bads:
-                bad_any |= bad
-            rows = np.flatnonzero(bad_any)
-            for r in rows.tolist():
-                parts, kind = [], ""
-                for col, bad, raw in bads:
-                    if bad[r]:
-                        value = bytes(raw[r]).decode("latin-1").strip()
-                        parts.append(f"bad_value:{col.name}:{value}")
-                        kind = kind or ("invalid_date" if col.type == "DATE" else "non_numeric")
-                s = int(starts[r])
-                rejects.append(Reject(int(numbers[r]), "; ".join(parts), bytes(buf[s:s + rl]), kind))
-            keep = pa.array(~bad_any)
+        keep = self._reject_values(buf, starts, numbers, bads, rejects)
+        if keep is not None:
             table = table.filter(keep)
             record_numbers = record_numbers.filter(keep)
-            rejects.sort(key=lambda j: j.record)
-        for j in rejects:
-            stats.rejected[j.kind] = stats.rejected.get(j.kind, 0) + 1
-        stats.good += table.num_rows
+        self._count(rejects, table.num_rows)
         return FwfBatch(record_numbers, table, rejects)
+
+    def _copy_block(self, data: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, numbers: np.ndarray,
+                    *, record_numbers: bool) -> FwfCopyBlock | None:
+        records = self._records(buf, starts, ends, numbers)
+        if records is None:
+            return None
+        mat, starts, numbers, rejects = records
+        arrays, bads = self._columns(data, mat, text=True)
+        names = [c.name for c in self.columns]
+        if record_numbers:
+            arrays.insert(0, pa.array(numbers, pa.int64()).cast(pa.string()))
+            names.insert(0, "record_number")
+        table = pa.Table.from_arrays(arrays, names=names)
+        keep = self._reject_values(buf, starts, numbers, bads, rejects)
+        if keep is not None:
+            table = table.filter(keep)
+        self._count(rejects, table.num_rows)
+        sink = pa.BufferOutputStream()
+        if table.num_rows:
+            pacsv.write_csv(table, sink, _TEXT_OPTIONS)
+        return FwfCopyBlock(memoryview(sink.getvalue()), table.num_rows, rejects)
 
 
 def read_fwf(path: str | os.PathLike[str], columns: Sequence[ColumnLike], record_length: int, *,
-             block_size: int = DEFAULT_BLOCK_SIZE) -> FwfReader:
+             block_size: int = DEFAULT_BLOCK_SIZE, non_ascii: str = "latin1") -> FwfReader:
     """`for batch in (reader := read_fwf(...)): ...` then `reader.stats`."""
-    return FwfReader(path, columns, record_length, block_size=block_size)
+    return FwfReader(path, columns, record_length, block_size=block_size, non_ascii=non_ascii)
 
 
 # ------------------------------------------------------------------------------------------------ CSV

@@ -1,13 +1,16 @@
 """Loading ResDAC files into `medicare_raw`, one table per file, every row traceable to its source.
 
 Fixed-width (2011+): `store_layout` keeps the parsed FTS in `claimsflow_meta.medicare_layouts`;
-`load_fwf` streams the `.dat` part(s) through the vectorised reader into a staging table with COPY:
+`load_fwf` streams the `.dat` part(s) through the vectorised reader into a staging table with COPY
+(text format, made by `FwfReader.copy_blocks` on a second thread: values checked but not converted,
+PostgreSQL's input functions do that once; `source_file` is a column default per part, not sent):
 
 - columns: `source_file` (the .dat part's name), `record_number` (its line in that file), the FTS
   columns (lower-case short names, SQL types from the FTS), and the uniform `bene_id`, `state`, `zip`,
   `year` GENERATED from the first candidate column (include/medicare/uniform.py), or NULL;
-- refused records (wrong length, a value that does not fit its type) go to
-  `medicare_raw.ingest_rejects` with their raw bytes, in the same transaction;
+- refused records (wrong length, a value that does not fit its type, a CHAR value that is not ASCII
+  or holds a NUL byte) go to `medicare_raw.ingest_rejects` with their raw bytes, in the same
+  transaction;
 - the primary key (source_file, record_number) and the bene_id index are built after the load, then
   the staging table replaces the old one atomically;
 - the load is recorded in `claimsflow_meta.load_manifest` with a fingerprint of the FTS and data files
@@ -31,6 +34,7 @@ import pyarrow as pa
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from include.common.errors import DatabaseError
 from include.common.files import sha256_of
 from include.db.postgres import (
     copy_rows,
@@ -145,17 +149,16 @@ def _sql_columns(layout: FtsLayout) -> list[tuple[str, str]]:
     return out
 
 
-def _csv_blocks(data: Path, layout: FtsLayout, block_size: int | None):
-    """(CSV bytes for COPY, rows, rejects) per block of one data file."""
+def _copy_blocks(paths: tuple[Path, ...], layout: FtsLayout, block_size: int | None):
+    """(file index, COPY text of record_number + the FTS columns, rows, rejects) per block of the data
+    files in turn, then (file index, None, 0, []) at the end of each file. A CHAR value that is not
+    ASCII is a reject, not latin-1 guesswork (the files are declared ASCII)."""
     kwargs = {"block_size": block_size} if block_size else {}
-    for batch in FwfReader(data, layout.columns, layout.record_length, **kwargs):
-        n = batch.table.num_rows
-        csv_bytes = b""
-        if n:
-            t = batch.table.add_column(0, "record_number", batch.record_numbers)
-            t = t.add_column(0, "source_file", pa.array([data.name] * n, pa.string()))
-            csv_bytes = batch_to_csv(t)
-        yield csv_bytes, n, batch.rejects
+    for i, data in enumerate(paths):
+        reader = FwfReader(data, layout.columns, layout.record_length, non_ascii="reject", **kwargs)
+        for block in reader.copy_blocks(record_numbers=True):
+            yield i, block.data, block.rows, block.rejects
+        yield i, None, 0, []
 
 
 def _background(items, depth: int = 2):
@@ -235,31 +238,49 @@ def load_fwf(conn: psycopg.Connection, fts_file: FtsFile, layout: FtsLayout, *, 
                                        source_path=str(fts_file.fts), source_bytes=total_bytes,
                                        source_checksum=checksum, details={"files": [p.name for p in fts_file.data]})
     result = LoadResult(table, "loaded", files=[p.name for p in fts_file.data], uniform=uniform)
-    copy_columns = ["source_file", "record_number", *[name for name, _ in columns]]
+    copy_columns = ["record_number", *[name for name, _ in columns]]
     try:
         with replacing_table(conn, SCHEMA, table) as staging:
             conn.execute(table_ddl(SCHEMA, staging, columns, uniform, file_year=fts_file.year))
             conn.execute("DELETE FROM medicare_raw.ingest_rejects WHERE table_name = %s", (table,))
-            for data in fts_file.data:
-                rejects: list = []
+            # one parse thread for all the parts: the next part is read while the last blocks of
+            # this one are still in COPY
+            blocks = _background(_copy_blocks(fts_file.data, layout, block_size))
+            try:
+                for data in fts_file.data:
+                    rejects: list = []
+                    rows_before = result.rows
 
-                def chunks(data: Path = data, rejects: list = rejects):
-                    # parsing (numpy/pyarrow, mostly outside the GIL) runs on a second thread while
-                    # this one streams the previous block into COPY: the two cores work together
-                    for csv_bytes, n, batch_rejects in _background(_csv_blocks(data, layout, block_size)):
-                        result.rows += n
-                        rejects.extend(batch_rejects)
-                        if csv_bytes:
-                            yield csv_bytes
+                    def chunks(rejects: list = rejects):
+                        for _, text, n, batch_rejects in blocks:
+                            if text is None:
+                                return  # the end of this part
+                            result.rows += n
+                            rejects.extend(batch_rejects)
+                            if n:
+                                yield text
 
-                copy_text(conn, (SCHEMA, staging), copy_columns, chunks())
-                if rejects:
-                    copy_rows(conn, (SCHEMA, "ingest_rejects"),
-                              ("table_name", "source_file", "record_number", "kind", "reason", "raw"),
-                              ((table, data.name, r.record, r.kind or "bad_value", r.reason, r.raw) for r in rejects))
-                    for r in rejects:
-                        result.rejected_by_kind[r.kind] = result.rejected_by_kind.get(r.kind, 0) + 1
-                    result.rejected += len(rejects)
+                    # the file name, the same on every row of the part, as a column default rather
+                    # than sent and parsed on each row (a literal: any file name is safe here)
+                    conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN source_file SET DEFAULT {}").format(
+                        sql.Identifier(SCHEMA, staging), sql.Literal(data.name)))
+                    copied = copy_text(conn, (SCHEMA, staging), copy_columns, chunks(), fmt="text",
+                                       delimiter="\t", null="")
+                    if copied != result.rows - rows_before:
+                        raise DatabaseError(f"COPY stored {copied:,} rows, the reader sent "
+                                            f"{result.rows - rows_before:,}", source=str(data))
+                    if rejects:
+                        copy_rows(conn, (SCHEMA, "ingest_rejects"),
+                                  ("table_name", "source_file", "record_number", "kind", "reason", "raw"),
+                                  ((table, data.name, r.record, r.kind or "bad_value", r.reason, r.raw)
+                                   for r in rejects))
+                        for r in rejects:
+                            result.rejected_by_kind[r.kind] = result.rejected_by_kind.get(r.kind, 0) + 1
+                        result.rejected += len(rejects)
+            finally:
+                blocks.close()  # stops the parse thread on an error
+            conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN source_file DROP DEFAULT").format(
+                sql.Identifier(SCHEMA, staging)))
             _index_after_load(conn, staging, table, load_id)
         # replacing_table committed: the new table and its rejects are visible together
     except BaseException as exc:

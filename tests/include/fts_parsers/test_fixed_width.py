@@ -239,3 +239,100 @@ def test_layout_errors_name_the_column():
         read_fwf("x.dat", [FwfColumn("A", "TEXT", 3)], 3)
     with pytest.raises(FwfError, match="A appears twice"):
         read_fwf("x.dat", [FwfColumn("A", "CHAR", 1), FwfColumn("A", "CHAR", 1, offset=1)], 2)
+
+
+# --------------------------------------------------------------------------------- COPY text output
+
+_UNESCAPE = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r", "\\042": '"'}
+
+
+def copy_rows(path, columns, record_length, **kw):
+    """The COPY text blocks parsed back: ([record_number, value or None, ...] per row, rejects, stats)."""
+    import re
+
+    reader = read_fwf(path, columns, record_length, **kw)
+    rows, rejects = [], []
+    for block in reader.copy_blocks():
+        text = bytes(block.data).decode("utf-8")
+        lines = text.split("\n")
+        assert lines[-1] == "" and len(lines) - 1 == block.rows
+        for line in lines[:-1]:
+            fields = line.split("\t")
+            assert len(fields) == len(columns) + 1
+            rows.append([None if f == "" else re.sub(r"\\(\\|t|n|r|042)", lambda m: _UNESCAPE[m.group(0)], f)
+                         for f in fields])
+        rejects += block.rejects
+    return rows, rejects, reader.stats
+
+
+def as_typed(column, text):
+    """A COPY text value read the way PostgreSQL's input functions read it."""
+    if text is None or column.type == "CHAR":
+        return text
+    if column.type == "DATE":
+        return dt.datetime.strptime(text, "%Y%m%d").date()
+    return Decimal(text) if column.scale or column.width > 18 else int(text)
+
+
+@pytest.mark.parametrize("block_size", [4 << 20, 1000])
+@pytest.mark.parametrize(("year", "kind", "layout"), FILES, ids=[f"{y}-{k}" for y, k, _ in FILES])
+def test_copy_text_holds_the_same_rows_and_rejects_as_the_typed_batches(tiny_sandbox, year, kind, layout, block_size):
+    exp = expected(tiny_sandbox, year, kind)
+    cols = layout_columns(layout)
+    for rel in exp["data"]:
+        stats, table, numbers, rejects = read_all(tiny_sandbox / rel, cols, exp["record_length"], block_size=block_size)
+        rows, copy_rejects, copy_stats = copy_rows(tiny_sandbox / rel, cols, exp["record_length"], block_size=block_size)
+        assert [int(r[0]) for r in rows] == numbers
+        assert copy_rejects == rejects and copy_stats.rejected == stats.rejected and copy_stats.good == stats.good
+        typed = table.to_pylist()
+        for got, want in zip(rows, typed, strict=True):
+            assert [as_typed(c, v) for c, v in zip(cols, got[1:], strict=True)] == [want[c.name] for c in cols]
+
+
+def test_copy_text_escapes_what_postgresql_text_format_would_misread(tmp_path):
+    def record(id_: bytes, f: bytes, amt: bytes = b"12.50") -> bytes:
+        return id_.ljust(4) + b"  7" + b"20110102" + amt.rjust(7) + f
+
+    line = record(b"a\\\tb", b'"', b"1.5")  # a backslash and a tab inside ID, a quote in F
+    cr = record(b"C\rD", b"Y")  # a CR inside a value (an LF file)
+    tail = record(b"E\t\t", b"\t")  # trailing tabs are blanks (trimmed); a 1-byte tab is a value
+    path = write(tmp_path, b"\n".join([GOOD[0], line, cr, tail]) + b"\n")
+    (block,) = read_fwf(path, SMALL, SMALL_RL).copy_blocks()
+    assert bytes(block.data).split(b"\n")[1:4] == [
+        b"2\ta" + b"\\\\" + b"\\t" + b"b\t7\t20110102\t1.5\t\\042",
+        b"3\tC\\rD\t7\t20110102\t12.50\tY",
+        b"4\tE\t7\t20110102\t12.50\t\\t",
+    ]
+    rows, _, _ = copy_rows(path, SMALL, SMALL_RL)
+    _, table, _, _ = read_all(path, SMALL, SMALL_RL)
+    assert [[as_typed(c, v) for c, v in zip(SMALL, r[1:], strict=True)] for r in rows] == \
+        [list(row.values()) for row in table.to_pylist()]  # the escapes read back to the values
+
+
+@pytest.mark.parametrize("copy", [False, True], ids=["typed", "copy-text"])
+def test_non_ascii_can_reject_the_record_with_its_bytes_shown(tmp_path, copy):
+    line = b"\xe9t\xe9   520110102  12.50Y"
+    path = write(tmp_path, GOOD[0] + b"\n" + line + b"\n" + GOOD[1] + b"\n")
+    if copy:
+        rows, rejects, stats = copy_rows(path, SMALL, SMALL_RL, non_ascii="reject")
+        assert [r[0] for r in rows] == ["1", "3"]
+    else:
+        stats, table, numbers, rejects = read_all(path, SMALL, SMALL_RL, non_ascii="reject")
+        assert numbers == [1, 3] and table.column("ID").to_pylist() == ["A1", "B2"]
+    assert [(r.record, r.kind, r.reason, r.raw) for r in rejects] == [(2, "non_ascii", r"non_ascii:ID:\xe9t\xe9", line)]
+    assert stats.rejected == {"non_ascii": 1} and stats.non_ascii_values == 1
+
+
+def test_copy_text_keeps_latin1_by_default_and_rejects_nul_bytes(tmp_path):
+    nul = b"N\x00L   520110102  12.50Y"
+    path = write(tmp_path, b"\n".join([GOOD[0], b"\xe9t\xe9   520110102  12.50Y", nul, GOOD[0][:4] + b" \x005" + GOOD[0][7:]]) + b"\n")
+    rows, rejects, stats = copy_rows(path, SMALL, SMALL_RL)
+    assert [r[:2] for r in rows] == [["1", "A1"], ["2", "été"]]  # latin-1, sent to PostgreSQL as UTF-8
+    assert [(r.record, r.kind, r.reason) for r in rejects] == [
+        (3, "nul_byte", r"nul_byte:ID:N\x00L"), (4, "non_numeric", r"bad_value:N:\x005")]
+    assert stats.rejected == {"nul_byte": 1, "non_numeric": 1}
+
+
+def test_an_unknown_non_ascii_policy_is_refused():
+    with pytest.raises(FwfError, match="non_ascii must be one of latin1, reject"):
+        read_fwf("x.dat", SMALL, SMALL_RL, non_ascii="utf-8")
