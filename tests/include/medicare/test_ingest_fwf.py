@@ -12,17 +12,6 @@ from include.fts_parsers.fts import find_fts_files, parse_fts
 from include.medicare import ingest
 
 
-@pytest.fixture
-def raw_db(pg):
-    ingest.ensure_schema(pg)
-    pg.execute("DROP SCHEMA medicare_raw CASCADE")
-    pg.execute("DELETE FROM claimsflow_meta.load_manifest WHERE dataset = 'medicare_raw'")
-    pg.commit()
-    ingest.ensure_schema(pg)
-    yield pg
-    pg.rollback()
-
-
 @pytest.mark.parametrize("year", [2011, 2015])
 def test_a_year_loads_with_exact_counts_and_traceable_rows(raw_db, tiny_sandbox, year):
     expected = json.loads((tiny_sandbox / "expected" / f"medicare_{year}.json").read_text())

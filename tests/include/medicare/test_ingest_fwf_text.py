@@ -16,17 +16,6 @@ from include.fts_parsers.fts import FtsFile, find_fts_files, parse_fts
 from include.medicare import ingest
 
 
-@pytest.fixture
-def raw_db(pg):
-    ingest.ensure_schema(pg)
-    pg.execute("DROP SCHEMA medicare_raw CASCADE")
-    pg.execute("DELETE FROM claimsflow_meta.load_manifest WHERE dataset = 'medicare_raw'")
-    pg.commit()
-    ingest.ensure_schema(pg)
-    yield pg
-    pg.rollback()
-
-
 @pytest.mark.parametrize("year", [2011, 2015])
 def test_every_stored_value_is_the_typed_readers_value(raw_db, tiny_sandbox, year):
     for fts_file in find_fts_files(tiny_sandbox / "restricted" / "medicare" / str(year)):
