@@ -3,11 +3,11 @@
 -- *_list / residence_counties / zips columns list every value seen. fips3_valdiated (sic, the seed's
 -- name) says the ZIP lies in the county according to the ZIP->county crosswalk.
 --
--- Speed (benchmarks/bench_medicare_processing.py): almost every enrollment has one record, so its
--- lists are that record's values; only enrollments with several records build sorted distinct lists
--- (the subqueries, through the _ps index), not one sort per aggregate and group for every row. The
--- table is created with its generated columns and filled once (adding them afterwards rewrote it).
--- The groups stream over the _ps index (_ps is stored in bene_id order). ANALYZE's sample
+-- Speed (benchmarks/bench_medicare_processing.py): nearly every enrollment has one record, whose
+-- values are its lists; only enrollments with several records sort their collected values into
+-- distinct lists, instead of a sort per list and enrollment for all of them. The table is created
+-- with its generated columns and filled once (adding them afterwards rewrote it).
+-- The groups stream over the _ps index (_ps is stored in bene_id order): ANALYZE's sample
 -- underestimates the distinct bene_ids (7x at 10M records), so the planner would hash-aggregate
 -- with spills to disk instead.
 SET LOCAL enable_hashagg = off;
@@ -52,27 +52,21 @@ INSERT INTO {medicare}.enrollments (
 SELECT g.bene_id, g.year, g.state, g.age, g.age_min, g.orec, g.curec, g.state_iso, g.fips2, g.fips3,
        g.fips3_is_approximated, g.ssa2, g.ssa3,
        CASE WHEN g.records = 1 THEN g.ssa2 ELSE
-           (SELECT string_agg(DISTINCT p.ssa2, ',' ORDER BY p.ssa2) FROM {medicare}._ps p
-             WHERE p.bene_id = g.bene_id AND p.year = g.year AND p.state = g.state AND p.copy_number = 1) END,
+           (SELECT string_agg(DISTINCT v, ',' ORDER BY v) FROM unnest(g.all_ssa2) v) END,
        CASE WHEN g.records = 1 THEN g.ssa3 ELSE
-           (SELECT string_agg(DISTINCT p.ssa3, ',' ORDER BY p.ssa3) FROM {medicare}._ps p
-             WHERE p.bene_id = g.bene_id AND p.year = g.year AND p.state = g.state AND p.copy_number = 1) END,
+           (SELECT string_agg(DISTINCT v, ',' ORDER BY v) FROM unnest(g.all_ssa3) v) END,
        g.fips3,
        CASE WHEN g.records = 1 THEN g.fips3_list ELSE
-           (SELECT string_agg(DISTINCT p.fips3_list, ',' ORDER BY p.fips3_list) FROM {medicare}._ps p
-             WHERE p.bene_id = g.bene_id AND p.year = g.year AND p.state = g.state AND p.copy_number = 1) END,
+           (SELECT string_agg(DISTINCT v, ',' ORDER BY v) FROM unnest(g.all_fips3_list) v) END,
        g.fips2 || g.fips3,
        g.zip,
        CASE WHEN g.records = 1 THEN g.zip::text ELSE
-           (SELECT string_agg(DISTINCT p.zip::text, ',' ORDER BY p.zip::text) FROM {medicare}._ps p
-             WHERE p.bene_id = g.bene_id AND p.year = g.year AND p.state = g.state AND p.copy_number = 1) END,
+           (SELECT string_agg(DISTINCT v, ',' ORDER BY v) FROM unnest(g.all_zip) v) END,
        g.died, g.hmo_indicators, g.hmo_cvg_count, g.buyin_indicators, g.buyin_cvg_count,
        CASE WHEN g.records = 1 THEN g.source_file ELSE
-           (SELECT string_agg(DISTINCT p.source_file, ',' ORDER BY p.source_file) FROM {medicare}._ps p
-             WHERE p.bene_id = g.bene_id AND p.year = g.year AND p.state = g.state AND p.copy_number = 1) END,
+           (SELECT string_agg(DISTINCT v, ',' ORDER BY v) FROM unnest(g.all_source_file) v) END,
        CASE WHEN g.records = 1 THEN ARRAY[g.record_number] ELSE
-           (SELECT array_agg(p.record_number ORDER BY p.source_file, p.record_number) FROM {medicare}._ps p
-             WHERE p.bene_id = g.bene_id AND p.year = g.year AND p.state = g.state AND p.copy_number = 1) END,
+           (SELECT array_agg(r ORDER BY f, r) FROM unnest(g.all_source_file, g.all_record_number) AS u(f, r)) END,
        g.state_count,
        EXISTS (SELECT FROM {medicare}.zip_county z WHERE z.zip = g.zip AND z.fips2 = g.fips2 AND z.fips3 = g.fips3)
   FROM (
@@ -98,6 +92,13 @@ SELECT g.bene_id, g.year, g.state, g.age, g.age_min, g.orec, g.curec, g.state_is
            max(buyin_cvg_count) AS buyin_cvg_count,
            max(source_file) AS source_file,
            max(record_number) AS record_number,
+           -- every value, in the same (arbitrary) record order, for the lists of several records
+           array_agg(ssa2) AS all_ssa2,
+           array_agg(ssa3) AS all_ssa3,
+           array_agg(fips3_list) AS all_fips3_list,
+           array_agg(zip::text) AS all_zip,
+           array_agg(source_file) AS all_source_file,
+           array_agg(record_number) AS all_record_number,
            count(*) OVER (PARTITION BY bene_id, year)::integer AS state_count
       FROM {medicare}._ps
      WHERE bene_id IS NOT NULL AND year IS NOT NULL AND state IS NOT NULL AND copy_number = 1

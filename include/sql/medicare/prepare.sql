@@ -32,7 +32,8 @@ CREATE TABLE {medicare}.zip_county (  -- USPS ZIP -> county, with the share of r
 );
 
 -- The functions use SQL-standard bodies (RETURN …): PostgreSQL parses them at creation and tracks
--- what they call by OID, so they keep working when the build schema is renamed at publish.
+-- what they call by OID, so they keep working when the build schema is renamed at publish (hll_of,
+-- at the end, is the one exception).
 
 -- Two-digit years: 50-99 are 19xx, 00-49 are 20xx (Medicare data starts in 1999). The seed's rule
 -- (< 20 -> 20xx, 21-99 -> 19xx, NULL -> 2000) would turn a year 20 into 20 and a missing year into
@@ -103,7 +104,24 @@ CREATE FUNCTION {medicare}.zip4(n double precision) RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN CASE WHEN n >= 100000 AND n < 1000000000 THEN (n::bigint % 10000)::integer END;
 
--- The HLL of a set of codes (an admission's diagnoses), for approximate distinct counts.
+-- The HLL of a set of codes (an admission's diagnoses), for approximate distinct counts: the same
+-- value as coalesce(hll_add_agg(hll_hash_text(c)), hll_empty()) over the codes, built by adding them
+-- one by one, which is 3x faster than the aggregate (it sets up a 128 kB state per call; see
+-- benchmarks/bench_medicare_processing.py). PL/pgSQL names nothing in the build schema, so the
+-- rename at publish does not matter; it resolves the hll functions with its creator's search_path.
 CREATE FUNCTION {medicare}.hll_of(codes text[]) RETURNS hll
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN (SELECT coalesce(hll_add_agg(hll_hash_text(c)), hll_empty()) FROM unnest(codes) AS c);
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path FROM CURRENT
+AS $$
+DECLARE
+    h hll := hll_empty();
+    code text;
+BEGIN
+    IF codes IS NOT NULL THEN
+        FOREACH code IN ARRAY codes LOOP
+            IF code IS NOT NULL THEN  -- as the aggregate, which skips NULLs
+                h := hll_add(h, hll_hash_text(code));
+            END IF;
+        END LOOP;
+    END IF;
+    RETURN h;
+END $$;
