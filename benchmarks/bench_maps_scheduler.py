@@ -346,6 +346,11 @@ def report(args, state: dict, tis: list[tuple], npi_log: list, hcpcs_log: list, 
               f"of {len(gaps)}")
         print(f"NPI inter-arrival gaps (ms): min {ms(0)}, p1 {ms(0.01)}, p5 {ms(0.05)}, median {ms(0.5)}, "
               f"max {gaps[-1] * 1000:.0f}; limiter spacing {1000 * (1 + SAFETY_MARGIN) / args.rps:.0f}")
+        k = max(1, int(args.rps))  # the limiter's send window: no k+1 requests within k * spacing
+        spans = sorted(b.ts - a.ts for a, b in zip(npi_log, npi_log[k:], strict=False))
+        if spans:
+            print(f"NPI tightest {k + 1} consecutive requests: {', '.join(f'{s * 1000:.0f}' for s in spans[:3])} ms "
+                  f"(over 1000 = within the limit; limiter send window {1000 * k * (1 + SAFETY_MARGIN) / args.rps:.0f})")
     excess = over_limit([r.ts for r in npi_log], args.rps)
     print(f"NPI 1 s windows holding more than {args.rps:g} requests: {len(excess)}")
     for i in excess[:5]:

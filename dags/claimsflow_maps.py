@@ -12,10 +12,11 @@ the UI. NPI and HCPCS branches run in parallel:
   in batched OR queries (`hcpcs_batch_size` codes a request, a failed batch retried code by code), in
   pool `clinical_tables_api`.
 
-The `requests_per_second` limit holds for all mapped tasks of an API together (the request slots live in
-PostgreSQL, `claimsflow_meta.rate_limits`); the pool size caps how many run at once. Every answer is
-cached in PostgreSQL (`maps.npi_cache`, `maps.hcpcs_cache`), so an interrupted run resumes where it
-stopped. Outputs under the data root: `output/npi.parquet`, `output/hcpcs.parquet`,
+The `requests_per_second` limit holds for all mapped tasks of an API together (the request slots and the
+last actual send times live in PostgreSQL, `claimsflow_meta.rate_limits`: no 1 s window ever holds more
+than `requests_per_second` requests, even when a task sends late); the pool size caps how many run at
+once. Every answer is cached in PostgreSQL (`maps.npi_cache`, `maps.hcpcs_cache`), so an interrupted run
+resumes where it stopped. Outputs under the data root: `output/npi.parquet`, `output/hcpcs.parquet`,
 `mappings/npi/npi_provider_mapping.csv`, `mappings/hcpcs/hcpcs_code_mapping.csv`,
 `unresolved_identifiers.csv`, and tables `maps.npi`, `maps.hcpcs`.
 
