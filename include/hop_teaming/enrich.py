@@ -39,8 +39,9 @@ def names(year: int) -> dict[str, str]:
     y = int(year)
     return {"schema": BUILD, "raw": f"raw_{y}", "rejects": f"raw_{y}_rejects", "lines": f"raw_{y}_lines",
             "npi_list": f"npi_list_{y}",
-            "facts": f"facts_{y}", "npis": f"npis_{y}", "edges": f"edges_{y}", "audit": f"audit_{y}",
-            "dq": f"dq_{y}", "scored": f"scored_{y}", "summary": f"summary_{y}"}
+            "facts": f"facts_{y}", "npis": f"npis_{y}", "audit": f"audit_{y}",
+            "dq": f"dq_{y}", "flagged": f"flagged_{y}", "scored": f"scored_{y}",
+            "scored_year": f"scored_{y}_year", "summary": f"summary_{y}"}
 
 
 def ensure_schema(conn: psycopg.Connection) -> None:
@@ -194,21 +195,46 @@ def _idents(n: dict[str, str], *keys: str) -> dict[str, str]:
     return {k: n[k] for k in keys}
 
 
+# Session memory for the year's big statements: a year has ~200M edges and ~2M NPIs; with the server's
+# defaults (work_mem 4MB) every hash join and aggregate spills in many batches. Per statement and
+# node, so the server's peak is a small multiple of these; lower them for a small server.
+WORK_MEM = "256MB"
+MAINTENANCE_WORK_MEM = "1GB"
+
+
+def _session_memory(conn: psycopg.Connection, work_mem: str, maintenance_work_mem: str) -> None:
+    for name, value in (("work_mem", work_mem), ("maintenance_work_mem", maintenance_work_mem)):
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+
+
 def check_and_enrich(conn: psycopg.Connection, year: int, source_file: str, referral: sql.Composable,
-                     likely: float) -> dict[str, int]:
-    """Audit, data quality, clean edges, enriched edges and the per-NPI summary of the year (in hop_build)."""
+                     likely: float, *, work_mem: str = WORK_MEM,
+                     maintenance_work_mem: str = MAINTENANCE_WORK_MEM) -> dict[str, int]:
+    """Checks, reverse edges and referral scores in one pass, with the year's keys (checks.sql), then the
+    audit and data-quality counts (audit.sql) and the per-NPI summary (summary.sql), all in hop_build."""
     n = names(year)
     s = sql.Identifier(n["schema"])
-    for key in ("audit", "edges", "dq", "scored", "summary"):
+    for key in ("flagged", "scored", "audit", "dq", "summary"):
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(s, sql.Identifier(n[key])))
+    _session_memory(conn, work_mem, maintenance_work_mem)
     lits = {"year": int(year), "source_file": source_file}
-    conn.execute(sql_template("hop_teaming/checks.sql", lits, **_idents(
-        n, "schema", "raw", "rejects", "npis", "audit", "edges", "dq")))
-    conn.execute(sql_template("hop_teaming/enriched.sql", {**lits, "likely": float(likely)},
-                              fragments={"referral": referral},
-                              **_idents(n, "schema", "edges", "npis", "scored", "summary")))
-    conn.execute(sql.SQL("CREATE INDEX ON {}.{} (reason)").format(s, sql.Identifier(n["audit"])))
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    with conn.cursor() as cur:
+        cur.execute(sql_template("hop_teaming/checks.sql", lits, fragments={"referral": referral},
+                                 **_idents(n, "schema", "raw", "npis", "scored", "flagged", "scored_year")))
+        checked_rows = cur.rowcount  # of the file's first statement, the CREATE TABLE AS of every row
+        while cur.nextset():
+            pass
+    timings["checks"] = time.monotonic() - started
+    conn.execute(sql_template("hop_teaming/audit.sql", {**lits, "checked_rows": int(checked_rows)},
+                              **_idents(n, "schema", "flagged", "rejects", "audit", "dq")))
+    mark = time.monotonic()
+    conn.execute(sql_template("hop_teaming/summary.sql", {**lits, "likely": float(likely)},
+                              **_idents(n, "schema", "scored", "npis", "summary")))
+    timings["summary"] = time.monotonic() - mark
     conn.commit()
+    log.info("%d: checked %d rows in %s", year, checked_rows, {k: round(v, 1) for k, v in timings.items()})
     dq = dict(conn.execute(sql.SQL("SELECT check_name, rows FROM {}.{}").format(s, sql.Identifier(n["dq"]))).fetchall())
     conn.rollback()
     return dq
@@ -269,6 +295,6 @@ def publish_year(conn: psycopg.Connection, year: int, *, source_file: str, zip_p
                                 clean_edges = EXCLUDED.clean_edges, loaded_at = now()""").format(
         sql.Identifier(BUILD, n["dq"])), (y, source_file, zip_path))
     run_sql_file(conn, "hop_teaming/edges_enriched_view.sql")
-    for key in ("raw", "rejects", "lines", "npi_list", "facts", "edges", "dq"):
+    for key in ("raw", "rejects", "lines", "npi_list", "facts", "flagged", "dq"):
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(BUILD, n[key])))
     conn.commit()

@@ -472,15 +472,17 @@ def score_sql(rules: Rules | None = None, alias: str = "e",
     used = sorted({n for row in matrix for n in row})  # rules shadowed by earlier ones never decide
 
     conditions = [(a, _adjustment_condition(a, rules, column)) for a in rules.adjustments]
-    # Added to the base score, or appended to the rule name, when the deciding rule says `adjust`.
-    total = sql.SQL(" + ").join(sql.SQL("CASE WHEN {} THEN {} ELSE 0 END").format(cond, _numeric(a.weight))
+    # Scores and weights as integers in units of 10^-scale (exact, and integer sums cost far less per
+    # edge than numeric ones); one numeric division at the end, rounded as PostgreSQL rounds.
+    scale = max(_decimals(v) for v in (*(r.score for r in candidates), *(a.weight for a in rules.adjustments)))
+    total = sql.SQL(" + ").join(sql.SQL("CASE WHEN {} THEN {} ELSE 0 END").format(cond, sql.Literal(_units(a.weight, scale)))
                                 for a, cond in conditions)
     tags = sql.SQL(", ").join(sql.SQL("CASE WHEN {} THEN {} END").format(cond, sql.Literal(a.tag))
                               for a, cond in conditions)
     scores, reasons = [], []
     for number in used:
         rule = candidates[number - 1]
-        score, reason = _numeric(rule.score), sql.Literal(rule.name)
+        score, reason = sql.Literal(_units(rule.score, scale)), sql.Literal(rule.name)
         if rule.adjust and conditions:
             score = sql.SQL("{} + {}").format(score, total)
             reason = sql.SQL("concat_ws({}, {}, {})").format(sql.Literal("; "), reason, tags)  # skips NULL tags
@@ -488,25 +490,28 @@ def score_sql(rules: Rules | None = None, alias: str = "e",
         reasons.append(sql.SQL("WHEN {} THEN {}").format(sql.Literal(number), reason))
     names = sql.SQL(", ").join(sql.Literal(n) for n in rules.role_names)
     return sql.SQL(", ").join([
-        sql.SQL("round(least(1, greatest(0, CASE {} {} END)), {}) AS referral_score").format(
-            deciding, sql.SQL(" ").join(scores), sql.Literal(rules.score_decimals)),
+        sql.SQL("round(least({}, greatest(0, CASE {} {} END))::numeric / {}, {}) AS referral_score").format(
+            sql.Literal(10 ** scale), deciding, sql.SQL(" ").join(scores), sql.Literal(10 ** scale),
+            sql.Literal(rules.score_decimals)),
         sql.SQL("CASE {} {} END AS referral_rule").format(deciding, sql.SQL(" ").join(reasons)),
         sql.SQL("(ARRAY[{}]::text[])[{}] AS from_role").format(names, from_index),
         sql.SQL("(ARRAY[{}]::text[])[{}] AS to_role").format(names, to_index),
     ])
 
 
-def _numeric(value: Decimal) -> sql.Composed:
-    return sql.SQL("{}::numeric").format(sql.Literal(value))
+def _decimals(value: Decimal) -> int:
+    """Digits after the point of a decimal from the rules file (0.15 -> 2, 30 -> 0)."""
+    return max(0, -value.normalize().as_tuple().exponent)
 
 
-def _as_numeric(name: str, column: Callable[[str], sql.Identifier]) -> sql.Composed:
-    """The column as numeric (exact arithmetic even on double precision); a wait is NULL when NaN or infinite."""
-    expression = sql.SQL("{}::numeric").format(column(name))
-    if name in WAITS:
-        for special in ("NaN", "Infinity", "-Infinity"):
-            expression = sql.SQL("nullif({}, {})").format(expression, sql.Literal(special))
-    return expression
+def _units(value: Decimal, scale: int) -> int:
+    """The decimal as an integer number of 10^-scale units (exact: scale >= its decimals)."""
+    return int(value.scaleb(scale))
+
+
+def _finite(expression: sql.Composable) -> sql.Composed:
+    """True for a number, false for NaN and the infinities (NaN sorts above Infinity), NULL for NULL."""
+    return sql.SQL("({0} > {1} AND {0} < {2})").format(expression, sql.Literal("-Infinity"), sql.Literal("Infinity"))
 
 
 def _role_index(rules: Rules, side: str, column: Callable[[str], sql.Identifier]) -> sql.Composed:
@@ -534,22 +539,47 @@ def _matcher_condition(matcher: Matcher, side: str, column: Callable[[str], sql.
 
 def _adjustment_condition(adjustment: Adjustment, rules: Rules,
                           column: Callable[[str], sql.Identifier]) -> sql.Composed:
-    """The SQL of `_applies`: NULL (so: does not apply) when the signal cannot be computed."""
+    """The SQL of `_applies`: NULL (so: does not apply) when the signal cannot be computed.
+
+    Both sides decide as exact decimals (`_applies`), but per edge the SQL avoids numeric, whose
+    conversion from double precision is the costly part of scoring ~200M edges:
+    - counts (integers): `count * 10^k <= m * patients` for a bound m / 10^k, in bigint;
+    - waits (double precision): decided in double precision when the two sides differ by more than
+      1e-12 of their size (float8::numeric keeps 15 digits, so the two readings differ by less than
+      1e-14 of it and cannot disagree there), and only otherwise as numeric, like the Python side.
+    """
     numerator, denominator = SIGNALS[adjustment.signal]
-    value = _as_numeric(numerator, column)
-    scale = None if denominator is None else _as_numeric(denominator, column)
-    parts = []
-    if scale is not None:
-        parts.append(sql.SQL("{} > 0").format(scale))
-
-    def bound(limit: Decimal) -> sql.Composed:
-        return _numeric(limit) if scale is None else sql.SQL("{} * {}").format(_numeric(limit), scale)
-
+    if numerator in WAITS:
+        return _wait_condition(adjustment, column(numerator), None if denominator is None else column(denominator))
+    value = sql.SQL("{}::bigint").format(column(numerator))
+    scale = sql.SQL("{}::bigint").format(column(denominator))
+    parts = [sql.SQL("{} > 0").format(scale)]
     if adjustment.at_most is not None:
         high = (sql.SQL("coalesce({}, {})").format(value, sql.Literal(rules.reverse_edge_privacy_threshold - 1))
                 if numerator == CENSORED else value)
-        parts.append(sql.SQL("{} <= {}").format(high, bound(adjustment.at_most)))
+        k = _decimals(adjustment.at_most)
+        parts.append(sql.SQL("{} * {} <= {} * {}").format(high, sql.Literal(10 ** k),
+                                                         sql.Literal(_units(adjustment.at_most, k)), scale))
     if adjustment.at_least is not None:
-        low = sql.SQL("coalesce({}, {})").format(value, sql.Literal(0)) if numerator == CENSORED else value
-        parts.append(sql.SQL("{} >= {}").format(low, bound(adjustment.at_least)))
+        low = sql.SQL("coalesce({}, 0)").format(value) if numerator == CENSORED else value
+        k = _decimals(adjustment.at_least)
+        parts.append(sql.SQL("{} * {} >= {} * {}").format(low, sql.Literal(10 ** k),
+                                                         sql.Literal(_units(adjustment.at_least, k)), scale))
+    return sql.SQL("({})").format(sql.SQL(" AND ").join(parts))
+
+
+def _wait_condition(adjustment: Adjustment, value: sql.Composable, scale: sql.Composable | None) -> sql.Composed:
+    parts = [_finite(value)]
+    if scale is not None:
+        parts += [_finite(scale), sql.SQL("{} > 0").format(scale)]
+    for bound, operator in ((adjustment.at_most, "<="), (adjustment.at_least, ">=")):
+        if bound is None:
+            continue
+        limit = (sql.SQL("{}::float8").format(sql.Literal(str(bound))) if scale is None
+                 else sql.SQL("{}::float8 * {}").format(sql.Literal(str(bound)), scale))
+        exact = (sql.SQL("{}::numeric").format(sql.Literal(str(bound))) if scale is None
+                 else sql.SQL("{}::numeric * {}::numeric").format(sql.Literal(str(bound)), scale))
+        parts.append(sql.SQL(
+            "CASE WHEN abs({v} - {limit}) > 1e-12::float8 * (abs({v}) + abs({limit})) THEN {v} {op} {limit} "
+            "ELSE {v}::numeric {op} {exact} END").format(v=value, limit=limit, op=sql.SQL(operator), exact=exact))
     return sql.SQL("({})").format(sql.SQL(" AND ").join(parts))

@@ -136,7 +136,8 @@ def test_deactivated_weekly_superseded_and_negative_rows_are_flagged(hop_pg, tmp
         (npis[0], npis[3], 20, 25),   # reactivated: clean
         (npis[4], npis[1], 20, 25),   # clean; the weekly row says emergency medicine
         (npis[1], npis[0], 30, -1),   # negative transactions (also below patients)
-    ])
+        (npis[1], npis[4], 40, 45),   # clean, the reverse of npis[4] -> npis[1]
+    ]) + f"{npis[0]},,20,25,5.0,1.0\n"  # an empty field: COPY reads NULL
     z = make_zip(tmp_path / "h.zip", body)
     enrich.ensure_schema(hop_pg)
     hop_pg.execute("DELETE FROM hop.nucc_taxonomy")  # the NUCC names the roles are read from
@@ -154,12 +155,18 @@ def test_deactivated_weekly_superseded_and_negative_rows_are_flagged(hop_pg, tmp
         dq = enrich.check_and_enrich(hop_pg, 2022, "DocGraph_Hop_Teaming_2022.csv",
                                      referral.score_sql(rules, alias="e", role_index_columns=("from_role_index", "to_role_index")),
                                      0.6)
-        assert dq["NPI DEACTIVATED"] == 1 and dq["NEGATIVE VALUE"] == 1 and dq["CLEAN EDGES"] == 3
+        assert dq["NPI DEACTIVATED"] == 1 and dq["NEGATIVE VALUE"] == 1 and dq["CLEAN EDGES"] == 4
+        assert dq["MISSING VALUE"] == 1 and dq["LINES"] == 7 and dq["REJECTED LINES"] == 3
+        missing = hop_pg.execute(sql.SQL("SELECT line_number, line, reasons FROM {}.{} WHERE reason = 'MISSING VALUE'")
+                                 .format(sql.Identifier(enrich.BUILD), sql.Identifier(n["audit"]))).fetchall()
+        assert missing == [(8, f"{npis[0]},,20,25,5,1", ["MISSING VALUE"])], "the empty field stays empty in the line"
         scored = {(r[0], r[1]): r[2:] for r in hop_pg.execute(sql.SQL(
-            "SELECT from_npi, to_npi, from_role, to_role FROM {}.{}").format(
-            sql.Identifier(enrich.BUILD), sql.Identifier(n["scored"])))}
-        assert scored[(npis[0], npis[1])] == ("primary_care", "specialist")
-        assert scored[(npis[4], npis[1])] == ("emergency", "specialist"), "the weekly row wins"
+            "SELECT from_npi, to_npi, from_role, to_role, reverse_patient_count, reverse_transaction_count FROM {}.{}")
+            .format(sql.Identifier(enrich.BUILD), sql.Identifier(n["scored"])))}
+        assert scored[(npis[4], npis[1])][2:] == (40, 45) and scored[(npis[1], npis[4])][2:] == (20, 25)
+        assert scored[(npis[0], npis[1])][2:] == (None, None), "its reverse has a negative value: not an edge"
+        assert scored[(npis[0], npis[1])][:2] == ("primary_care", "specialist")
+        assert scored[(npis[4], npis[1])][:2] == ("emergency", "specialist"), "the weekly row wins"
         assert scored[(npis[0], npis[3])][1] == "hospital"
     finally:
         hop_pg.rollback()
