@@ -84,6 +84,18 @@ def load_spending(conn: psycopg.Connection, parquet: Path | None) -> int:
 
 # ------------------------------------------------------------------------------------------ the NPIs
 
+# Session memory for the year's big statements: a year has ~200M edges and ~2M NPIs; with the server's
+# defaults (work_mem 4MB) every hash join and aggregate spills in many batches. Per statement and
+# node, so the server's peak is a small multiple of these; lower them for a small server.
+WORK_MEM = "256MB"
+MAINTENANCE_WORK_MEM = "1GB"
+
+
+def _session_memory(conn: psycopg.Connection, work_mem: str, maintenance_work_mem: str) -> None:
+    for name, value in (("work_mem", work_mem), ("maintenance_work_mem", maintenance_work_mem)):
+        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+
+
 def luhn_valid(npis: np.ndarray) -> np.ndarray:
     """NPI check digits, vectorised: Luhn over "80840" + the first nine digits (the prefix adds 24)."""
     npis = np.asarray(npis, dtype=np.int64)
@@ -99,13 +111,15 @@ def luhn_valid(npis: np.ndarray) -> np.ndarray:
     return (npis >= 1_000_000_000) & (npis <= 9_999_999_999) & (check == digits[9])
 
 
-def _distinct_npis(conn: psycopg.Connection, n: dict[str, str]) -> np.ndarray:
-    stmt = sql.SQL("SELECT npi FROM (SELECT from_npi AS npi FROM {s}.{r} UNION SELECT to_npi FROM {s}.{r}) u "
-                   "WHERE npi IS NOT NULL").format(s=sql.Identifier(n["schema"]), r=sql.Identifier(n["raw"]))
-    with conn.cursor() as cur:
-        cur.execute(stmt)
-        values = np.fromiter((r[0] for r in cur), dtype=np.int64)
-    return values
+def _npi_list(conn: psycopg.Connection, n: dict[str, str]) -> np.ndarray:
+    """The year's distinct NPIs (either end) as table `npi_list` (check digit assumed valid) and as an
+    array, fetched as one text value (a row per NPI would cost a round of Python per NPI)."""
+    s, lst = sql.Identifier(n["schema"]), sql.Identifier(n["npi_list"])
+    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {s}.{lst} AS SELECT DISTINCT npi, true AS luhn_valid "
+                         "FROM (SELECT from_npi AS npi FROM {s}.{r} UNION ALL SELECT to_npi FROM {s}.{r}) u "
+                         "WHERE npi IS NOT NULL").format(s=s, lst=lst, r=sql.Identifier(n["raw"])))
+    text = conn.execute(sql.SQL("SELECT string_agg(npi::text, ' ') FROM {}.{}").format(s, lst)).fetchone()[0]
+    return np.array(text.split(), dtype=np.int64) if text else np.empty(0, dtype=np.int64)
 
 
 def _primary_taxonomy(batch: pa.RecordBatch) -> pa.Array:
@@ -161,23 +175,22 @@ def build_npis(conn: psycopg.Connection, year: int, nppes_root: Path | None, rol
     started = time.monotonic()
     n = names(year)
     s = sql.Identifier(n["schema"])
-    npis = _distinct_npis(conn, n)
-    valid = luhn_valid(npis)
+    _session_memory(conn, WORK_MEM, MAINTENANCE_WORK_MEM)
+    conn.execute(sql.SQL("ANALYZE {}.{}").format(s, sql.Identifier(n["raw"])))  # a sample: plans for the joins
     for key in ("npi_list", "facts", "npis"):
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}.{}").format(s, sql.Identifier(n[key])))
-    conn.execute(sql.SQL("CREATE UNLOGGED TABLE {}.{} (npi bigint PRIMARY KEY, luhn_valid boolean NOT NULL)")
-                 .format(s, sql.Identifier(n["npi_list"])))
-    listed = pa.BufferOutputStream()
-    pacsv.write_csv(pa.table({"npi": npis, "luhn_valid": valid}), listed,
-                    write_options=pacsv.WriteOptions(include_header=False))
-    copy_text(conn, (n["schema"], n["npi_list"]), ("npi", "luhn_valid"), [listed.getvalue().to_pybytes()])
+    npis = _npi_list(conn, n)
+    valid = luhn_valid(npis)
+    if (~valid).any():  # few: the table starts with every NPI valid
+        conn.execute(sql.SQL("UPDATE {}.{} SET luhn_valid = false WHERE npi = ANY(%s)").format(
+            s, sql.Identifier(n["npi_list"])), (npis[~valid].tolist(),))
     conn.execute(sql.SQL("CREATE UNLOGGED TABLE {}.{} (npi text, entity_type text, name text, credential text, "
                          "state text, zip text, taxonomy text, enumeration_date text, deactivation_date text, "
                          "reactivation_date text)").format(s, sql.Identifier(n["facts"])))
     facts = 0
     if nppes_root is not None and Path(nppes_root).exists():
         files = nppes_bulk.find_bulk_files(nppes_root)
-        wanted = pa.array([str(v) for v in npis[valid].tolist()], pa.string())
+        wanted = pc.cast(pa.array(npis[valid]), pa.string())
         blocks = (_facts_csv(batch) for batch in nppes_bulk.provider_facts(files, wanted))
         facts = copy_text(conn, (n["schema"], n["facts"]), FACT_FIELDS, blocks)
     else:
@@ -193,18 +206,6 @@ def build_npis(conn: psycopg.Connection, year: int, nppes_root: Path | None, rol
 
 def _idents(n: dict[str, str], *keys: str) -> dict[str, str]:
     return {k: n[k] for k in keys}
-
-
-# Session memory for the year's big statements: a year has ~200M edges and ~2M NPIs; with the server's
-# defaults (work_mem 4MB) every hash join and aggregate spills in many batches. Per statement and
-# node, so the server's peak is a small multiple of these; lower them for a small server.
-WORK_MEM = "256MB"
-MAINTENANCE_WORK_MEM = "1GB"
-
-
-def _session_memory(conn: psycopg.Connection, work_mem: str, maintenance_work_mem: str) -> None:
-    for name, value in (("work_mem", work_mem), ("maintenance_work_mem", maintenance_work_mem)):
-        conn.execute("SELECT set_config(%s, %s, true)", (name, value))
 
 
 def check_and_enrich(conn: psycopg.Connection, year: int, source_file: str, referral: sql.Composable,

@@ -12,7 +12,10 @@ SELECT {year}::integer AS year, l.npi, l.luhn_valid,
        nullif(f.zip, '') AS zip,
        nullif(f.taxonomy, '') AS taxonomy,
        t.grouping, t.classification, nullif(t.specialization, '') AS specialization,
-       {role} AS role_index,  -- the referral rules' role of the NPI, computed once here
+       -- the referral rules' role: per NUCC code (~900), not per NPI (~2M); no or an unknown taxonomy
+       -- gets the role of empty names
+       coalesce(t.role_index, (SELECT {role} FROM (SELECT NULL::text AS grouping, NULL::text AS classification,
+                                                          NULL::text AS specialization) t)) AS role_index,
        CASE WHEN f.enumeration_date ~ '^\d{2}/\d{2}/\d{4}$' THEN to_date(f.enumeration_date, 'MM/DD/YYYY') END AS enumeration_date,
        CASE WHEN f.deactivation_date ~ '^\d{2}/\d{2}/\d{4}$' THEN to_date(f.deactivation_date, 'MM/DD/YYYY') END AS deactivation_date,
        CASE WHEN f.reactivation_date ~ '^\d{2}/\d{2}/\d{4}$' THEN to_date(f.reactivation_date, 'MM/DD/YYYY') END AS reactivation_date,
@@ -21,7 +24,7 @@ SELECT {year}::integer AS year, l.npi, l.luhn_valid,
        ss.claims AS servicing_claims, ss.beneficiaries AS servicing_beneficiaries, ss.paid AS servicing_paid
   FROM {schema}.{npi_list} l
   LEFT JOIN {schema}.{facts} f ON f.npi = l.npi::text
-  LEFT JOIN hop.nucc_taxonomy t ON t.code = nullif(f.taxonomy, '')
+  LEFT JOIN (SELECT t.*, {role} AS role_index FROM hop.nucc_taxonomy t) t ON t.code = nullif(f.taxonomy, '')
   LEFT JOIN hop.npi_spending sb ON sb.npi = l.npi::text AND sb.role = 'billing'
   LEFT JOIN hop.npi_spending ss ON ss.npi = l.npi::text AND ss.role = 'servicing';
 ALTER TABLE {schema}.{npis} ADD PRIMARY KEY (year, npi);
