@@ -26,7 +26,8 @@ outputs from the caches, `reset_map` clears caches and maps first.
 **Hugging Face upload** (opt-in, off by default): with `hf_repo_id` and at least one `hf_upload_*` flag,
 `hf_upload` commits the chosen outputs and a dataset card (`configs:` npi, hcpcs, npi_mapping,
 hcpcs_mapping) to that dataset repo, created if missing; token and endpoint from connection
-`huggingface`. Unchanged files are not committed again.
+`huggingface`. Unchanged files are not committed again. LFS files (the parquets) go through the Hub's
+LFS batch API, the tested path; `hf_use_xet` sends them through Xet storage instead (not tested).
 """
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ from claimsflow_airflow.defaults import DEFAULT_ARGS, START_DATE
         "hf_npi_path_in_repo": Param("npi/npi.parquet", type="string", minLength=1, title="NPI parquet path in repo"),
         "hf_hcpcs_path_in_repo": Param("hcpcs/hcpcs.parquet", type="string", minLength=1,
                                        title="HCPCS parquet path in repo"),
+        "hf_use_xet": Param(False, type="boolean", title="Upload LFS files through Xet storage (untested)",
+                            description="Off (default): the parquets go through the Hub's LFS batch API, the path "
+                                        "the tests cover. On: through Xet storage (hf_xet), which claimsflow's "
+                                        "tests do not cover beyond its first requests."),
     },
 )
 def claimsflow_maps():

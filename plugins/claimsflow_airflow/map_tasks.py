@@ -214,7 +214,8 @@ def hf_upload(context: Any) -> list[dict[str, Any]]:
     results = hf.upload_outputs(
         outputs.OutputPaths(data_root()), repo_id=repo_id, token=conn.password or "", endpoint=endpoint, **flags,
         npi_path_in_repo=params.get("hf_npi_path_in_repo") or hf.DEFAULT_NPI_PATH,
-        hcpcs_path_in_repo=params.get("hf_hcpcs_path_in_repo") or hf.DEFAULT_HCPCS_PATH)
+        hcpcs_path_in_repo=params.get("hf_hcpcs_path_in_repo") or hf.DEFAULT_HCPCS_PATH,
+        use_xet=bool(params.get("hf_use_xet")))
     log.info("Hugging Face dataset %s: %s", repo_id,
              ", ".join(f"{r['path_in_repo']} {r['status']}" for r in results))
     return results

@@ -22,6 +22,7 @@ HF_DEFAULTS = {
     "hf_upload_hcpcs_mapping": False,
     "hf_npi_path_in_repo": "npi/npi.parquet",
     "hf_hcpcs_path_in_repo": "hcpcs/hcpcs.parquet",
+    "hf_use_xet": False,
 }
 TOKEN = "hf_claimsflowDAGtoken0123456789abcdef"
 
@@ -93,8 +94,22 @@ def test_the_task_uploads_with_the_connections_token_and_endpoint(dag, tmp_path,
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("value, use_xet", [(False, False), (True, True), (None, False)])
+def test_hf_use_xet_reaches_the_upload(dag, tmp_path, monkeypatch, value, use_xet):
+    from include.maps import hf_upload
+
+    calls = []
+    monkeypatch.setattr(hf_upload, "upload_outputs", lambda paths, **kwargs: calls.append(kwargs) or [])
+    monkeypatch.setenv("AIRFLOW_CONN_HUGGINGFACE", json.dumps(
+        {"conn_type": "http", "host": "127.0.0.1", "schema": "http", "password": TOKEN}))
+    run_task(dag, hf_repo_id="me/maps", hf_upload_npi=True, hf_use_xet=value)
+    [kwargs] = calls
+    assert kwargs["use_xet"] is use_xet and kwargs["upload_npi"] is True
+
+
 def test_a_full_run_uploads_and_a_rerun_commits_nothing(dagbag, downloaded, monkeypatch, caplog):
-    """The whole DAG on the sandbox with every flag on; the second run (export skipped) finds the Hub current."""
+    """The whole DAG on the sandbox with every flag on; the second run (export skipped) finds the Hub current.
+    The parquets are LFS files, as on the real Hub: they take the LFS batch API (hf_use_xet off)."""
     from claimsflow_airflow.local_run import run_dag, task_states
     from include.maps.outputs import OutputPaths
 
@@ -102,7 +117,7 @@ def test_a_full_run_uploads_and_a_rerun_commits_nothing(dagbag, downloaded, monk
     conf = {**maps_tests.FAST, "hf_repo_id": "me/medicaid-maps", "hf_upload_npi": True, "hf_upload_hcpcs": True,
             "hf_upload_mapping": True, "hf_upload_hcpcs_mapping": True, "hf_npi_path_in_repo": "data/npi.parquet"}
     caplog.set_level("INFO")
-    with FakeHfHub(tokens={TOKEN: "write"}) as hub:
+    with FakeHfHub(tokens={TOKEN: "write"}, lfs_patterns=("*.parquet",)) as hub:
         monkeypatch.setenv("AIRFLOW_CONN_HUGGINGFACE", json.dumps(
             {"conn_type": "http", "host": hub.url, "password": TOKEN}))  # host may be a full base URL
         run = run_dag(dag, run_conf=conf)
@@ -115,6 +130,8 @@ def test_a_full_run_uploads_and_a_rerun_commits_nothing(dagbag, downloaded, monk
         assert commit.files["mappings/npi/npi_provider_mapping.csv"] == paths.npi_mapping.read_bytes()
         assert commit.files["mappings/hcpcs/hcpcs_code_mapping.csv"] == paths.hcpcs_mapping.read_bytes()
         assert "config_name: npi_mapping" in commit.files["README.md"].decode()
+        assert sorted(commit.lfs_paths) == ["data/npi.parquet", "hcpcs/hcpcs.parquet"]
+        assert "lfs_batch" in hub.routes() and "xet_write_token" not in hub.routes()
 
         again = run_dag(dag, run_conf=conf)
         states = task_states(again)

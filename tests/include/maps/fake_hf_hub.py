@@ -21,13 +21,19 @@ Endpoints (read from huggingface_hub's hf_api.py, _commit_api.py, lfs.py):
 |                               | PUT <presigned href> (no Authorization, like S3), POST <verify href> |
 | create_commit: the commit     | POST /api/datasets/{repo}/commit/{rev}  NDJSON: header, file (inline base64), lfsFile |
 | a file's content              | GET /datasets/{repo}/resolve/{rev}/{path}                        |
+| create_commit: Xet upload     | GET /api/datasets/{repo}/xet-write-token/{rev} (the Xet token and CAS URL, as the Hub |
+|                               | answers it), then hf_xet's calls to that CAS URL: {url}/_cas/... and /v1/telemetry,   |
+|                               | all refused (404): the CAS protocol is not faked                                      |
 
 Which files are LFS is the preupload answer's decision: like the real Hub, a path matching one of
 `lfs_patterns` (the real Hub's default .gitattributes lists *.parquet among others) or a file of 10 MB or
 more is "lfs", everything else "regular" (its content travels base64 in the commit). The default
-`lfs_patterns=()` answers "regular" for the small test files. Note: with hf_xet installed (a dependency
-of huggingface_hub) the client uploads LFS files through Xet storage, which has its own protocol (CAS
-server) not faked here; a test of the LFS path sets `huggingface_hub.constants.HF_HUB_DISABLE_XET`.
+`lfs_patterns=()` answers "regular" for the small test files. With hf_xet installed (a dependency of
+huggingface_hub) and `huggingface_hub.constants.HF_HUB_DISABLE_XET` false, the client uploads LFS files
+through Xet storage: this fake hands out a Xet write token (recorded in `xet_tokens`; the CAS routes
+accept only those, never a Hub token) and refuses every CAS call, so such an upload fails before its
+commit. hf_upload.upload_outputs sets the flag (use_xet=False, its default) so that LFS files take the
+LFS batch API below.
 
 Errors come as the Hub sends them: JSON {"error": ...} plus X-Error-Code / X-Error-Message headers
 (RepoNotFound, RevisionNotFound, EntryNotFound). A request without a known token gets 401, a write with
@@ -42,6 +48,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -63,9 +70,14 @@ ROUTES = [  # (method, route name, path regex)
     ("POST", "lfs_batch", re.compile(rf"^/datasets/{REPO}\.git/info/lfs/objects/batch$")),
     ("POST", "lfs_verify", re.compile(rf"^/datasets/{REPO}\.git/info/lfs/objects/verify$")),
     ("PUT", "s3_put", re.compile(r"^/_s3/(?P<oid>[0-9a-f]{64})$")),
+    ("GET", "xet_write_token", re.compile(rf"^/api/datasets/{REPO}/xet-write-token/(?P<rev>[^/]+)$")),
+    *((m, "xet_cas", re.compile(r"^/_cas/(?P<call>.*)$")) for m in ("GET", "HEAD", "POST", "PUT")),
+    ("POST", "xet_telemetry", re.compile(r"^/v1/telemetry$")),  # hf_xet's, sent to the CAS URL's host
 ]
-WRITE_ROUTES = {"create", "preupload", "commit", "lfs_batch", "lfs_verify"}
-UNAUTHENTICATED_ROUTES = {"s3_put"}  # a presigned URL: the signature is the credential
+WRITE_ROUTES = {"create", "preupload", "commit", "lfs_batch", "lfs_verify", "xet_write_token"}
+# a presigned URL: the signature is the credential; the CAS checks the Xet token itself
+UNAUTHENTICATED_ROUTES = {"s3_put", "xet_cas", "xet_telemetry"}
+XET_TOKEN_TTL = 3600
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -141,6 +153,7 @@ class FakeHfHub:
         self.lfs_objects: dict[str, bytes] = {}  # sha256 -> content (the "S3" bucket)
         self.commits: list[Commit] = []
         self.requests: list[Request] = []
+        self.xet_tokens: list[str] = []  # the Xet access tokens handed out
         self._faults: list[tuple[str, int, str]] = []
         self._lock = threading.RLock()
         self._commit_counter = 0
@@ -382,6 +395,24 @@ class FakeHfHub:
             raise HubError(404, "Entry not found", "EntryNotFound")
         return 200, {"Content-Type": "application/octet-stream", "X-Repo-Commit": repo.head,
                      "ETag": f'"{git_blob_sha1(stored.content)}"'}, stored.content
+
+    def _xet_write_token(self, g: dict, query: str, headers: dict, body: bytes):
+        """The Hub's answer: a short-lived CAS token and the CAS URL (here, this server's /_cas)."""
+        self._repo(g["repo"], g["rev"])
+        seed = f"{g['repo']}-{len(self.xet_tokens)}".encode()
+        token = "xet_" + hashlib.sha256(seed).hexdigest()[:32]  # a fake token
+        self.xet_tokens.append(token)
+        return self._json(200, {"accessToken": token, "exp": int(time.time()) + XET_TOKEN_TTL,
+                                "casUrl": f"{self.url}/_cas"})
+
+    def _xet_cas(self, g: dict, query: str, headers: dict, body: bytes):
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or auth[len("Bearer "):] not in self.xet_tokens:
+            raise HubError(401, "the CAS wants a Xet access token from xet-write-token")
+        raise HubError(404, f"this fake hub does not implement the Xet CAS protocol (/{g['call']})")
+
+    def _xet_telemetry(self, g: dict, query: str, headers: dict, body: bytes):
+        raise HubError(404, "this fake hub does not implement hf_xet's telemetry")
 
     # --- HTTP ----------------------------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """The opt-in Hugging Face upload of the maps' outputs, against a fake Hub on 127.0.0.1 that speaks the
 Hub's HTTP formats (fake_hf_hub.py): what arrives (repo, paths, bytes, card, auth), reruns, errors, and
-the token kept out of logs, results and exceptions."""
+the token kept out of logs, results and exceptions. LFS files take the LFS batch API (the default, Xet
+switched off for the upload); `use_xet=True` is followed only as far as the Xet token and the first,
+refused, CAS calls: the fake does not speak the Xet storage protocol."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from huggingface_hub import constants as hf_constants
+from huggingface_hub.utils import is_package_available
 
 from include.common.errors import ConfigurationError
 from include.maps import hf_upload
@@ -167,12 +171,9 @@ def test_the_card_keeps_other_configs_and_text(hub, outputs):
     assert hub.repo(REPO).content("data/spending.parquet") == b"PAR1 spending PAR1"
 
 
-def test_lfs_files_go_through_the_lfs_batch_api(outputs, monkeypatch, all_logs):
-    # the real Hub answers "lfs" for *.parquet; hf_xet (Xet storage, not faked) is switched off so that
-    # huggingface_hub uses the git-lfs batch API with a basic PUT
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
+def test_lfs_files_go_through_the_lfs_batch_api(outputs, all_logs):
+    # the real Hub answers "lfs" for *.parquet; by default (use_xet=False) the upload switches hf_xet off, so
+    # that huggingface_hub uses the git-lfs batch API with a basic PUT
     with FakeHfHub(tokens={TOKEN: "write"}, lfs_patterns=("*.parquet",)) as hub:
         results = upload_outputs(outputs, repo_id=REPO, token=TOKEN, endpoint=hub.url, **ALL)
         [commit] = hub.commits
@@ -191,6 +192,106 @@ def test_lfs_files_go_through_the_lfs_batch_api(outputs, monkeypatch, all_logs):
         assert {r["status"] for r in again} == {"unchanged"} and len(hub.commits) == 1
         assert "lfs_batch" not in hub.routes()
     assert_no_token(all_logs, results, again)
+
+
+@pytest.fixture
+def xet_on(monkeypatch):
+    """A worker as installed: hf_xet importable and HF_HUB_DISABLE_XET unset, i.e. huggingface_hub would
+    upload LFS files through Xet storage. Yields a function answering what the flag was at each request
+    the hub received (the fake hub runs in this process: it sees the same module constant)."""
+    assert is_package_available("hf_xet"), "hf_xet (a dependency of huggingface_hub) is installed"
+    monkeypatch.setattr(hf_constants, "HF_HUB_DISABLE_XET", False)
+    return hf_constants
+
+
+def watch_xet_flag(hub: FakeHfHub) -> list[tuple[str | None, bool]]:
+    """(route, HF_HUB_DISABLE_XET) at every request the hub receives."""
+    seen: list[tuple[str | None, bool]] = []
+    handle = hub.handle
+
+    def watching(method, path, *args):
+        status = handle(method, path, *args)
+        seen.append((hub.requests[-1].route, hf_constants.HF_HUB_DISABLE_XET))
+        return status
+
+    hub.handle = watching  # the request handler calls hub.handle
+    return seen
+
+
+@pytest.mark.parametrize("previous", [False, True], ids=["xet-on-before", "xet-off-before"])
+def test_by_default_lfs_files_skip_xet_and_the_flag_is_restored(xet_on, outputs, all_logs, previous):
+    xet_on.HF_HUB_DISABLE_XET = previous
+    with FakeHfHub(tokens={TOKEN: "write"}, lfs_patterns=("*.parquet",)) as hub:
+        seen = watch_xet_flag(hub)
+        upload_outputs(outputs, repo_id=REPO, token=TOKEN, endpoint=hub.url, **ALL)
+        routes = hub.routes()
+        [commit] = hub.commits
+    assert routes.count("lfs_batch") == 1 and routes.count("s3_put") == 2 and "lfs_verify" in routes
+    assert not any(r and r.startswith("xet_") for r in routes), routes
+    assert sorted(commit.lfs_paths) == ["hcpcs/hcpcs.parquet", "npi/npi.parquet"]
+    assert seen and all(disabled for _, disabled in seen), "Xet switched off for the whole upload"
+    assert hf_constants.HF_HUB_DISABLE_XET is previous, "the flag is restored after the upload"
+    assert not any(r.levelno >= logging.WARNING and "Xet" in r.getMessage() for r in all_logs.records)
+
+
+@pytest.mark.parametrize("failure", ["lfs_batch refused", "unreadable card"])
+def test_the_flag_is_restored_after_a_failing_upload(xet_on, outputs, failure):
+    with FakeHfHub(tokens={TOKEN: "write"}, lfs_patterns=("*.parquet",)) as hub:
+        seen = watch_xet_flag(hub)
+        if failure == "lfs_batch refused":
+            hub.fail(403, route="lfs_batch", message="LFS is disabled for this repo")
+            expected, match = HuggingFaceUploadError, f"{REPO}: committing the files failed with HTTP 403"
+        else:
+            hub.create(REPO, {"README.md": b"---\nconfigs: [unclosed\n---\n"})
+            expected, match = ConfigurationError, "YAML header"
+        with pytest.raises(expected, match=match):
+            upload_outputs(outputs, repo_id=REPO, token=TOKEN, endpoint=hub.url, **ALL)
+        assert hub.commits == []
+    assert seen and all(disabled for _, disabled in seen)
+    assert hf_constants.HF_HUB_DISABLE_XET is False, "the flag is restored after a failure too"
+
+
+def test_use_xet_takes_the_xet_route_which_fails_clearly_against_the_fake_hub(
+        xet_on, outputs, all_logs, capfd, tmp_path, monkeypatch):
+    # hf_xet's cache and logs go to HF_XET_CACHE (read by hf_xet itself): keep them out of the home directory
+    xet_cache = tmp_path / "xet-cache"
+    monkeypatch.setenv("HF_XET_CACHE", str(xet_cache))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    xet_on.HF_HUB_DISABLE_XET = True  # use_xet=True wins over a worker's HF_HUB_DISABLE_XET=1
+    with FakeHfHub(tokens={TOKEN: "write"}, lfs_patterns=("*.parquet",)) as hub:
+        seen = watch_xet_flag(hub)
+        with pytest.raises(HuggingFaceUploadError) as caught:
+            upload_outputs(outputs, repo_id=REPO, token=TOKEN, endpoint=hub.url, use_xet=True, **ALL)
+        routes = hub.routes()
+        requests = list(hub.requests)
+        xet_tokens = list(hub.xet_tokens)
+        assert hub.commits == []
+    # the Xet route: the Hub's Xet write token, then hf_xet's CAS calls (refused: not faked); no LFS batch API
+    assert routes[:5] == ["create", "paths_info", "validate_yaml", "preupload", "xet_write_token"], routes
+    assert "xet_cas" in routes and "lfs_batch" not in routes and "commit" not in routes
+    assert all(disabled is False for route, disabled in seen if route in ("preupload", "xet_write_token"))
+    [token_request] = [r for r in requests if r.route == "xet_write_token"]
+    assert token_request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert token_request.path == f"/api/datasets/{REPO}/xet-write-token/main"
+    cas = [r for r in requests if r.route in ("xet_cas", "xet_telemetry")]
+    assert cas and all(r.headers.get("authorization") in {f"Bearer {t}" for t in xet_tokens} for r in cas), \
+        "the CAS gets the short-lived Xet token, never the Hub token"
+    assert all(r.status == 404 for r in requests if r.route == "xet_cas")
+
+    err = caught.value
+    message = str(err)
+    assert message.startswith(f"Hugging Face dataset {REPO}: committing the files failed in the Xet storage upload")
+    assert "/_cas/" in message and "not covered by claimsflow's tests" in message and "LFS batch API" in message
+    assert err.status == 404
+    assert err.__cause__ is None and err.__suppress_context__
+    assert_no_token(all_logs, message, "".join(traceback.format_exception(err)), str(err.__dict__))
+    assert any(r.levelno == logging.WARNING and "use_xet is on" in r.getMessage()
+               and "NOT covered by claimsflow's tests" in r.getMessage() for r in all_logs.records)
+    out, errout = capfd.readouterr()
+    assert TOKEN not in out and TOKEN not in errout
+    for f in (p for p in xet_cache.rglob("*") if p.is_file()):  # hf_xet's own log files
+        assert TOKEN not in f.read_text(errors="replace"), f
+    assert hf_constants.HF_HUB_DISABLE_XET is True, "the flag is restored"
 
 
 @pytest.mark.parametrize("scope", ["none", "read"])
