@@ -237,7 +237,7 @@ def main() -> int:
         csv_gb = (work / "edges.csv").stat().st_size / 1e9
         zip_gb = next((work / "hop").glob("*.zip")).stat().st_size / 1e9
         print(f"year {YEAR}: {args.edges:,} edges, {csv_gb:.2f} GB CSV ({zip_gb:.2f} GB zipped), NPPES {args.nppes_rows:,} rows; "
-              ("reused from an earlier run" if reuse else f"generated in {gen_s:.0f}s"))
+              + ("reused from an earlier run" if reuse else f"generated in {gen_s:.0f}s"))
         r = {name: run_phase(name, work) for name in ("copy", "load", "enrich", "duckdb", "dag", "export")}
         rows = [
             ("load: zip -> table, checks", f"{r['load']['seconds']:.1f}", f"{r['load']['rows'] / r['load']['seconds']:,.0f}/s",
