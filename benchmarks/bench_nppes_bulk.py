@@ -6,12 +6,16 @@ the download layout, then measures in separate child processes (so each peak RSS
   (a) preload() into a scratch database (created with the test profile's connection, dropped after),
       wanted = the spending NPIs (~N/5, as 1.8M of 9M), read from maps.npi_wanted as the DAG does;
   (b) pyarrow: open_csv with include_columns of the same columns over the same CSVs, every batch
-      filtered against the same wanted set, nothing else. The filter is the one preload uses
+      filtered against the same wanted set, nothing else (preload ends with the same columns of the
+      same rows: it reads the main files in two steps, the NPI column of every row, then the
+      projected columns of the wanted rows' lines only, and builds and writes the JSON besides).
+      The filter is the one preload uses
       (nppes_bulk.NpiSet: sorted int64 + searchsorted), because pyarrow.compute.is_in hashes its
       value set again on every call (~0.4 s per block for 1.8M NPIs: ~17 min over the full file);
       --literal-is-in runs the baseline with pc.is_in anyway. Both per-block costs are printed.
 
-Prints both times, the ratio (goal <= 1.3x) and the peak RSS of each (goal <= 1.5 GB). No asserts.
+Prints both times, the ratio (goal <= 1.3x), the peak RSS of each (goal <= 1.5 GB) and the CPU of the
+PostgreSQL backends preload kept busy (sampled from /proc). No asserts.
 
 Usage: python benchmarks/bench_nppes_bulk.py [--rows N | --quick] [--workdir DIR] [--sandbox DIR] [--keep]
                                             [--literal-is-in]
@@ -27,11 +31,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -180,6 +186,46 @@ def run_child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+class BackendCpu:
+    """CPU seconds of the PostgreSQL backends serving `dbname` (their process titles name it), sampled
+    every 0.2 s from /proc while the block runs: what preload costs on the server's side (a backend
+    ending between two samples loses at most its last 0.2 s)."""
+
+    def __init__(self, dbname: str) -> None:
+        self.tag = f" {dbname} ".encode()
+        self.seen: dict[int, float] = {}
+        self.stop = threading.Event()
+
+    def _sample(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+            try:
+                if self.tag not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    continue
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            self.seen[pid] = (int(fields[11]) + int(fields[12])) / tick
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.2):
+            self._sample()
+
+    def __enter__(self) -> BackendCpu:
+        self._sample()
+        self.before = dict(self.seen)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+        self.seconds = sum(v - self.before.get(pid, 0.0) for pid, v in self.seen.items())
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -217,6 +263,13 @@ def main() -> int:
     main_bytes = sum(p.stat().st_size for p, _c, role in csvs if role == "main")
     print(f"{len(csvs)} CSVs, main files {main_bytes / 2**30:,.2f} GiB, {len(csvs[0][1])} of "
           f"{len(Path(csvs[0][0]).open().readline().split(','))} columns projected", flush=True)
+    print(f"like for like: both read these {len(csvs)} CSVs (main + othername/pl/endpoint of every bundle) and "
+          "end with the same projected columns of the same wanted rows (block size, wanted set and NpiSet "
+          "filter alike), in this run, each in a child process of its own after the same page-cache warm-up. "
+          "The baseline is pyarrow's plain streaming read (every projected column of every row converted); "
+          "preload reads the main files in two steps (the NPI column of every row, then the projected "
+          "columns of the wanted rows' lines; a reader process with 2 threads), then also builds the API "
+          "JSON and writes it into PostgreSQL", flush=True)
 
     import psycopg
     from psycopg import sql
@@ -238,9 +291,12 @@ def main() -> int:
             with path.open("rb") as f:
                 while f.read(16 << 20):
                     pass
+        load_before = os.getloadavg()[0]
         base = run_child(["--child", "pyarrow", "--nppes-root", str(nppes_root), "--wanted-file",
                           str(wanted_file), *(["--literal-is-in"] if a.literal_is_in else [])])
-        pre = run_child(["--child", "preload", "--nppes-root", str(nppes_root), "--db", dbname])
+        with BackendCpu(dbname) as backends:
+            pre = run_child(["--child", "preload", "--nppes-root", str(nppes_root), "--db", dbname])
+        load_after = os.getloadavg()[0]
         with psycopg.connect(db_conninfo(dbname)) as conn:
             size = conn.execute("SELECT pg_total_relation_size('maps.npi_cache')").fetchone()[0]
     finally:
@@ -255,7 +311,8 @@ def main() -> int:
         ("nppes_bulk.preload -> cache", f"{pre['rows_read']:,}", f"{pre['found']:,}", f"{pre['seconds']:.1f}",
          f"{pre['cpu']:.1f}", f"{pre['rows_read'] / pre['seconds']:,.0f}", f"{pre['rss_mb']:,.0f}"),
     ], ("method", "main rows", "wanted rows", "seconds", "CPU s*", "rows/s", "peak RSS MB")))
-    print("* CPU of the Python process(es): preload's includes its reader process, not the PostgreSQL backends")
+    print("* CPU of the Python process(es): preload's includes its reader process, not the PostgreSQL backends "
+          f"(those used {backends.seconds:.1f} CPU s more, sampled)")
     print(f"wanted {pre['wanted']:,} NPIs; replaced by weekly {pre['replaced_by_weekly']:,}; deactivated "
           f"{pre['deactivated']:,}; maps.npi_cache {size / 2**20:,.0f} MB")
     print(f"filter cost per 3,600-row block against {pre['wanted']:,} NPIs: pc.is_in {per_is_in * 1000:,.1f} ms "
@@ -264,6 +321,8 @@ def main() -> int:
           + " (write runs on its own thread, overlapping read/build)")
     total_rss = pre["rss_mb"] + pre["reader_rss_mb"]
     print(f"preload reader: {pre['reader']}; peak RSS of its reader process {pre['reader_rss_mb']:,.0f} MB")
+    print(f"1-minute load average before the two runs {load_before:.2f}, after {load_after:.2f} (on a machine "
+          "busy with other work both runs are slower, preload more: it needs both cores)")
     print(f"ratio preload/pyarrow: {pre['seconds'] / base['seconds']:.2f}x (goal <= 1.3x); peak RSS preload "
           f"{pre['rss_mb'] / 1024:.2f} GB, with its reader process {total_rss / 1024:.2f} GB (goal <= 1.5 GB)")
     return 0

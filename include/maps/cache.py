@@ -21,10 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
-from include.db.postgres import copy_rows, run_sql_file, sql_file
+from include.common.errors import DatabaseError
+from include.db.postgres import copy_rows, copy_text, run_sql_file, sql_file
 
 STATUSES = ("found", "not_found", "error", "invalid")
 
@@ -86,13 +90,16 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+_STAGING = ("CREATE TEMPORARY TABLE IF NOT EXISTS cache_staging (ord bigint, key text, status text, source text, "
+            "url text, request_params text, api_run_id text, requested_at_utc timestamptz, "
+            "error_message text, response_json text) ON COMMIT DELETE ROWS")
+
+
 def upsert(conn: psycopg.Connection, kind_name: str, rows: Iterable[CacheRow], *, commit: bool = True) -> int:
     """Write rows into the cache (later rows for the same identifier win); returns the rows given.
     A bad row refuses the whole batch (rolled back)."""
     kind = kind_of(kind_name)
-    conn.execute("CREATE TEMPORARY TABLE IF NOT EXISTS cache_staging (ord bigint, key text, status text, source text, "
-                 "url text, request_params text, api_run_id text, requested_at_utc timestamptz, "
-                 "error_message text, response_json text) ON COMMIT DELETE ROWS")
+    conn.execute(_STAGING)
 
     def records() -> Iterator[Sequence[Any]]:
         for i, r in enumerate(rows):
@@ -109,6 +116,103 @@ def upsert(conn: psycopg.Connection, kind_name: str, rows: Iterable[CacheRow], *
     if commit:
         conn.commit()
     return n
+
+
+_COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+
+
+def _copy_field(value: str | None) -> str:
+    """One value in COPY's text format (None -> \\N)."""
+    if value is None:
+        return "\\N"
+    for char, escaped in _COPY_ESCAPES:
+        value = value.replace(char, escaped)
+    return value
+
+
+def _copy_fields(values: pa.Array) -> pa.Array:
+    """`_copy_field` column-wise (nulls stay null)."""
+    if not pc.any(pc.match_substring_regex(values, r"[\\\t\n\r]")).as_py():
+        return values
+    for char, escaped in _COPY_ESCAPES:
+        values = pc.replace_substring(values, char, escaped)
+    return values
+
+
+def upsert_json(conn: psycopg.Connection, kind_name: str, keys: pa.Array, response_json: pa.Array, *,
+                status: str, source: str, request_params: dict[str, Any] | None = None,
+                api_run_id: str | None = None, commit: bool = True) -> int:
+    """`upsert` for many rows built column-wise: the identifiers and their response JSON already as text
+    (Arrow string arrays, one row each), one status, source, request_params and api_run_id for all,
+    url/requested_at_utc/error_message empty. The COPY data is made by Arrow (no Python object per
+    row). The outcome is `upsert`'s; the way is shorter when `status` is not `error` (which would have
+    to spare found/not_found rows): the batch's old rows are deleted and the new ones COPYed straight
+    into the cache, no staging table, no sort; should a row for one of the keys appear meanwhile
+    (another writer) or a key come twice, the batch goes the staging way instead. Returns the rows given."""
+    kind = kind_of(kind_name)
+    if status not in STATUSES:
+        raise ValueError(f"{kind.name}: status {status!r} is not one of {STATUSES}")
+    if source not in kind.sources:
+        raise ValueError(f"{kind.name}: source {source!r} is not one of {kind.sources}")
+    n = len(keys)
+    if len(response_json) != n:
+        raise ValueError(f"{kind.name}: {n} identifiers but {len(response_json)} responses")
+    if keys.null_count:
+        raise ValueError(f"{kind.name}: an identifier is null")
+    if n == 0:
+        return 0
+    fixed = "\t".join(_copy_field(v) for v in (status, source, None, _json(request_params), api_run_id, None, None))
+    keys_text, json_text = _copy_fields(keys), pc.fill_null(_copy_fields(response_json), "\\N")
+    columns = sql.SQL(", ").join(map(sql.Identifier, CACHE_COLUMNS))
+    try:
+        if status != "error":
+            conn.execute("SAVEPOINT cache_upsert_json")
+            try:
+                conn.execute(sql.SQL("DELETE FROM maps.{} WHERE {} = ANY(%s::text[])").format(
+                    sql.Identifier(kind.cache), sql.Identifier(kind.key)), [_array_literal(keys)])
+                try:
+                    with conn.cursor() as cur, cur.copy(sql.SQL("COPY maps.{} ({}, {}) FROM STDIN").format(
+                            sql.Identifier(kind.cache), sql.Identifier(kind.key), columns)) as copy:
+                        copy.write(_copy_data(keys_text, f"\t{fixed}\t", json_text))
+                except psycopg.errors.UniqueViolation:
+                    raise
+                except psycopg.Error as exc:
+                    raise DatabaseError(f"COPY failed: {exc}", source=f"maps.{kind.cache}") from exc
+                conn.execute("RELEASE SAVEPOINT cache_upsert_json")
+            except psycopg.errors.UniqueViolation:
+                conn.execute("ROLLBACK TO SAVEPOINT cache_upsert_json")
+            else:
+                if commit:
+                    conn.commit()
+                return n
+        conn.execute(_STAGING)
+        ords = pa.array(np.arange(n)).cast(pa.string())
+        copy_text(conn, "cache_staging", ("ord", "key", *CACHE_COLUMNS),
+                  [_copy_data(ords, "\t", keys_text, f"\t{fixed}\t", json_text)], fmt="text", delimiter="\t",
+                  null="\\N")
+        conn.execute(sql_file("maps/upsert_cache.sql", cache=kind.cache, key=kind.key, staging="cache_staging"))
+    except BaseException:
+        if not conn.closed:
+            conn.rollback()  # nothing of a refused batch is written
+        raise
+    if commit:
+        conn.commit()
+    return n
+
+
+def _array_literal(values: pa.Array) -> str:
+    """A PostgreSQL text[] literal of the values (made by Arrow: a list parameter would cost a Python
+    object per value, and its dumping holds the GIL the building thread needs)."""
+    values = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(values)], type=pa.int32()), values), '","')
+    return '{"' + joined[0].as_py() + '"}'
+
+
+def _copy_data(*parts: pa.Array | str) -> memoryview:
+    """COPY text lines: the parts of each row concatenated, "\\n" after each; one contiguous buffer."""
+    lines = pc.binary_join_element_wise(*parts, "\n", "")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
+    return memoryview(lines.buffers()[2])[offsets[lines.offset]:offsets[lines.offset + len(lines)]]
 
 
 def replace_wanted(conn: psycopg.Connection, kind_name: str, rows: Iterable[Sequence[Any]]) -> int:

@@ -10,21 +10,25 @@ oldest first. `preload` streams them and writes one `found`/`bulk` cache row per
     stats = preload(conn, files)                 # wanted = maps.npi_wanted (Luhn-valid ones)
 
 How it stays fast and flat at 9M rows x 330 columns:
-- the main CSVs are read with pyarrow's streaming reader (4 MB blocks), projecting only the columns
-  the API shape needs (326 of 330; all as strings, so leading zeros stay), and each block is
-  filtered to the wanted NPIs before any value becomes a Python object (`NpiSet`: sorted int64 +
+- the main CSVs are read by pyarrow in two steps, piece by piece (4 MB, cut at line ends): every
+  row's NPI column only (the tokenizer still checks every row's shape; the bytes are checked to be
+  UTF-8), then, for the lines of wanted NPIs only, the columns the API shape needs (326 of 330; all
+  as strings, so leading zeros stay): converting all columns of every row is most of a plain read's
+  time, and 4 rows in 5 would be thrown away. Wanted NPIs are found with `NpiSet` (sorted int64 +
   numpy searchsorted; `pc.is_in` would hash the 1.8M wanted NPIs again for every block). For big
-  files (`reader="auto"`) the parsing and filtering run in a reader process that hands over only
-  the wanted rows as Arrow IPC, so they get a core of their own; the build and the writers here
-  share one (the GIL);
-- the side files are streamed the same way; the wanted NPIs' rows stay in Arrow (sorted, with an
-  npi -> row-range index) and become dicts only for the block being built;
-- cache rows go out in batches (`batch_rows`) through `cache.upsert` on writer threads (two
-  connections by default: one batch is COPYed while the other's INSERT runs), so PostgreSQL works
-  while the next batch is built; the cyclic GC is paused meanwhile (the results have no cycles, and
-  its full collections would walk every live batch again and again).
-Memory: the wanted set (8 bytes an NPI), the side rows of wanted NPIs of one bundle in Arrow, a few
-blocks, and one batch being built, one waiting and one per writer.
+  files (`reader="auto"`) this runs in a reader process (started first, so that its start-up overlaps
+  the work before the first block) with PARSE_THREADS threads taking CHUNK_BYTES byte ranges in turn,
+  and hands over only the wanted rows, of those only the columns with a value, as Arrow IPC;
+- no Python object is made per row or value: the cache rows' JSON is built as text by Arrow kernels,
+  column-wise over `batch_rows` kept rows at a time (see "JSON, column-wise" below); the side files
+  are streamed and filtered to the wanted NPIs and their entries become JSON text per NPI, found for
+  a batch by a sorted-int64 lookup;
+- the batches go out on writer threads (two connections by default) through `cache.upsert_json`,
+  whose COPY data Arrow makes too, straight into the cache table (no staging table), so PostgreSQL
+  parses one batch's JSON while the next is built.
+Memory: the wanted set (8 bytes an NPI), the side entries of wanted NPIs of one bundle as JSON text,
+up to PREFETCH_BLOCKS filtered blocks, a few pieces per reader thread, one batch being built, one
+waiting and one per writer.
 
 Weekly precedence: a weekly row replaces the monthly row and later weeklies replace earlier ones. The
 weekly main files are scanned (NPI column only) first, so each NPI is written once, from the newest
@@ -33,9 +37,10 @@ batches may land in any order. (The outcome equals processing monthly then weekl
 upserts winning.) Side rows come from the bundle the main row comes from.
 
 Errors (`NppesBulkError`, naming the file and, for a malformed row, the line): a missing required
-column of any main or side file is found before anything is written; a malformed row stops the run
-where it is met (the batches already upserted stay: they are correct rows; nothing marks the preload
-complete, that is the caller's step).
+column of any main or side file is found before anything is written; a malformed row (wrong number
+of fields, text that is not UTF-8, in any row, wanted or not) stops the run where it is met (the
+batches already upserted stay: they are correct rows; nothing marks the preload complete, that is
+the caller's step).
 
 The result objects have the NPI Registry API v2.1 shape (include/sandbox/providers.py `api_result`):
 `number, enumeration_type, basic, addresses [LOCATION, MAILING], practiceLocations, taxonomies,
@@ -48,14 +53,16 @@ identifiers, endpoints, other_names`. What bulk cannot reproduce, documented:
   `basic = {"status": "D", "deactivation_date": …}` and empty lists, `enumeration_type` None when the
   file does not say;
 - dates are converted from MM/DD/YYYY to YYYY-MM-DD, 10-digit phone numbers to 617-555-1234;
+- `sex` is the Provider Sex Code, or where a file has both and it is empty, the (older) Provider
+  Gender Code;
 - `wanted` strings that are no NPI (ten digits, the first not 0), e.g. "UNKNOWN", are not looked for.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import gc
-import io
+import json
 import logging
 import os
 import pickle
@@ -66,7 +73,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,13 +86,15 @@ import pyarrow.csv as pacsv
 
 from include.common.errors import ClaimsflowError
 from include.maps import cache
-from include.maps.cache import CacheRow
 
 log = logging.getLogger("claimsflow.maps.nppes_bulk")
 
 BLOCK_SIZE = 4 << 20  # bytes of CSV per pyarrow block (larger ones cost RSS, not speed)
 DEFAULT_BATCH_ROWS = 10_000
 PROCESS_READER_BYTES = 256 << 20  # main files larger than this are parsed in a reader process
+CHUNK_BYTES = 128 << 20  # a reader process parses a main file larger than this in chunks of this size,
+PARSE_THREADS = min(2, os.cpu_count() or 1)  # on this many threads (RSS: each has its own blocks in flight)
+PREFETCH_BLOCKS = 64  # filtered blocks a reader process may be ahead (~1 MB each at 4 MB blocks, 1 in 5 rows kept)
 SOURCE_TAG = "nppes_bulk"
 
 _MAIN_RE = re.compile(r"^npidata_pfile_(\d{8})-(\d{8})\.csv$", re.IGNORECASE)
@@ -389,15 +398,48 @@ def _row_number(message: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _open(path: Path, columns: list[str], *, block_size: int, threads: bool, skip: int = 0,
+def _open(source: Path, columns: list[str], *, block_size: int, threads: bool, skip: int = 0,
           on_invalid=None) -> pacsv.CSVStreamingReader:
     return pacsv.open_csv(
-        path,
+        source,
         read_options=pacsv.ReadOptions(block_size=block_size, use_threads=threads, skip_rows_after_names=skip),
         parse_options=pacsv.ParseOptions(newlines_in_values=False, invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(include_columns=columns, column_types={c: pa.string() for c in columns},
                                              strings_can_be_null=False, quoted_strings_can_be_null=False),
     )
+
+
+Span = tuple[int, int]  # a byte range [start, stop) of a file, cut at line ends
+
+
+def _spans(path: Path, chunk_bytes: int) -> list[Span]:
+    """`path` cut into byte ranges of about `chunk_bytes` at line ends (a row is one line:
+    newlines_in_values is off); the first range begins with the header line."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        header = f.readline()
+        cuts = [0]
+        while (target := max(cuts[-1] + chunk_bytes, len(header))) < size:
+            f.seek(target)
+            f.readline()  # to the end of the line the cut fell in
+            if f.tell() >= size:
+                break
+            cuts.append(f.tell())
+    cuts.append(size)
+    return list(zip(cuts, cuts[1:], strict=False))
+
+
+def _lines_before(path: Path, offset: int) -> int:
+    """How many lines end before byte `offset` (for the line numbers of a later range's errors)."""
+    lines = 0
+    with path.open("rb") as f:
+        while offset > 0:
+            chunk = f.read(min(offset, 16 << 20))
+            if not chunk:
+                break
+            lines += chunk.count(b"\n")
+            offset -= len(chunk)
+    return lines
 
 
 def _locate_error(path: Path, column: str, rows_ok: int, block_size: int) -> int | None:
@@ -419,6 +461,11 @@ def _locate_error(path: Path, column: str, rows_ok: int, block_size: int) -> int
     return None
 
 
+def _malformed(path: Path, exc: Exception, line: int | None) -> NppesBulkError:
+    detail = re.sub(r"^Row #\d+: ", "", str(exc).removeprefix("CSV parse error: "))
+    return NppesBulkError(f"malformed row: {detail[:300]}", source=str(path), line=line)
+
+
 def _stream(path: Path, columns: list[str], *, block_size: int = BLOCK_SIZE) -> Iterator[pa.RecordBatch]:
     """The projected columns of a CSV, all strings, block by block (parsed ahead on Arrow's threads);
     a malformed row raises NppesBulkError naming the file and the line."""
@@ -428,12 +475,116 @@ def _stream(path: Path, columns: list[str], *, block_size: int = BLOCK_SIZE) -> 
             rows_ok += batch.num_rows
             yield batch
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        message = str(exc)
-        line = _row_number(message) or _locate_error(path, columns[0], rows_ok, block_size)
-        detail = re.sub(r"^Row #\d+: ", "", message.removeprefix("CSV parse error: "))
-        raise NppesBulkError(f"malformed row: {detail[:300]}", source=str(path), line=line) from exc
+        line = _row_number(str(exc)) or _locate_error(path, columns[0], rows_ok, block_size)
+        raise _malformed(path, exc, line) from exc
     except OSError as exc:
         raise NppesBulkError(f"cannot read: {exc}", source=str(path)) from exc
+
+
+# Two steps for the main files in preload: each piece of the file (`block_size` bytes, cut at a line
+# end) is parsed once for its NPI column only (the tokenizer still checks every row's shape) and only
+# the lines of wanted NPIs are parsed again for all projected columns: converting 326 columns of
+# every row to strings is most of a plain read's time, and 4 rows in 5 would be thrown away.
+
+
+def _newline_ended(path: Path) -> bool:
+    """Do the file's lines end with \\n (LF or CRLF)? Only then can pieces be cut at line ends."""
+    with path.open("rb") as f:
+        return f.readline(1 << 20).endswith(b"\n")
+
+
+def _pieces(path: Path, start: int, stop: int, piece_bytes: int) -> Iterator[tuple[memoryview, int]]:
+    """(piece, lines of the range before it): bytes [start, stop) of `path` in pieces of about
+    `piece_bytes` that end at line ends; a range that begins the file goes without its header line."""
+    with path.open("rb", buffering=0) as f:
+        f.seek(start)
+        if start == 0:
+            start = len(f.readline())
+        left, rest, lines = stop - start, b"", 0
+        while left > 0 or rest:
+            buf = bytearray(len(rest) + min(piece_bytes, max(left, 0)))
+            buf[:len(rest)] = rest
+            got = f.readinto(memoryview(buf)[len(rest):]) if left > 0 else 0
+            left = left - got if got else 0  # (a file cut short ends here)
+            end = len(rest) + got
+            cut = buf.rfind(b"\n", 0, end) + 1 if left > 0 else end
+            if cut == 0:  # no line end yet: a longer line, read on
+                if end > 64 * max(piece_bytes, 1 << 20):
+                    raise NppesBulkError("a line longer than 64 blocks (is it a CSV with line ends?)",
+                                         source=str(path), line=None)
+                rest = bytes(buf[:end])
+                continue
+            rest = bytes(buf[cut:end])
+            piece = memoryview(buf)[:cut]
+            yield piece, lines
+            lines += buf.count(b"\n", 0, cut)
+
+
+def _prefiltered(path: Path, names: list[str], columns: list[str], span: Span, block_size: int,
+                 wanted: NpiSet) -> Iterator[tuple[int, pa.RecordBatch | None]]:
+    """(rows, the projected columns of the rows of wanted NPIs or None) for the pieces of a byte range
+    (see above); a malformed row raises NppesBulkError naming the file and the line."""
+    start, stop = span
+
+    def options(include: list[str]) -> dict[str, Any]:
+        return {"read_options": pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 30),
+                "parse_options": pacsv.ParseOptions(newlines_in_values=False),
+                "convert_options": pacsv.ConvertOptions(include_columns=include,
+                                                        column_types={c: pa.string() for c in include},
+                                                        strings_can_be_null=False,
+                                                        quoted_strings_can_be_null=False)}
+
+    npi_only, projected = options(columns[:1]), options(columns)
+    for piece, lines in _pieces(path, start, stop, block_size):
+        at = None  # the piece's line of each line parsed in the second step
+        try:
+            _check_utf8(piece)
+            npis = pacsv.read_csv(pa.py_buffer(piece), **npi_only).column(0).combine_chunks()
+            mask = wanted.mask(npis)
+            if not _any(mask):
+                yield len(npis), None
+                continue
+            ends = np.flatnonzero(np.frombuffer(piece, dtype=np.uint8) == 0x0A) + 1
+            if len(ends) != len(npis):  # empty lines or lone CR line ends: the piece is parsed whole
+                kept = _table_batch(pacsv.read_csv(pa.py_buffer(piece), **projected))
+                yield len(npis), kept.filter(wanted.mask(kept.column(0)))
+                continue
+            starts = np.r_[0, ends[:-1]]
+            at = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+            wanted_lines = b"".join([piece[starts[i]:ends[i]] for i in at])
+            yield len(npis), _table_batch(pacsv.read_csv(pa.py_buffer(wanted_lines), **projected))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, _NotUtf8) as exc:
+            row = exc.row if isinstance(exc, _NotUtf8) else _row_number(str(exc))
+            if row is not None and at is not None:
+                row = int(at[row - 1]) + 1
+            before = _lines_before(path, start) if start else 1  # the header
+            raise _malformed(path, exc, None if row is None else before + lines + row) from exc
+        except OSError as exc:
+            raise NppesBulkError(f"cannot read: {exc}", source=str(path)) from exc
+
+
+class _NotUtf8(ValueError):
+    def __init__(self, row: int) -> None:
+        super().__init__("a value is not UTF-8 text")
+        self.row = row  # the piece's line (1 = its first)
+
+
+def _check_utf8(piece: memoryview) -> None:
+    """Raise _NotUtf8 for a piece that is not UTF-8 throughout (Arrow validates it without a copy)."""
+    offsets = pa.py_buffer(np.array([0, piece.nbytes], dtype=np.int32))
+    try:
+        pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(piece)]).cast(pa.string())
+    except pa.ArrowInvalid:
+        for i, line in enumerate(bytes(piece).split(b"\n")):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _NotUtf8(i + 1) from None
+        raise
+
+
+def _table_batch(table: pa.Table) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=table.column_names)
 
 
 def _main_projection(path: Path) -> list[str]:
@@ -477,10 +628,12 @@ def _nonempty(column: pa.Array) -> bool:
 _DONE = object()
 
 
-def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 3) -> Iterator[pa.RecordBatch]:
-    """Iterate `batches` on a thread of its own, `depth` blocks ahead: pyarrow's streaming reader parses
-    a block when asked for it, and parsing releases the GIL, so the next blocks are parsed on another
-    core while this thread turns the current one into results. Errors surface here, in order."""
+def _prefetch(*sources: Iterator[Any], depth: int = 3) -> Iterator[Any]:
+    """Iterate the sources, each on a thread of its own, up to `depth` items ahead: pyarrow's streaming
+    reader parses a block when asked for it, and parsing releases the GIL, so the next blocks are
+    parsed on other cores while this thread turns the current one into results. With several sources
+    (chunks of one file) their items come in the order they are ready. An error surfaces here,
+    after the items its source yielded before it."""
     q: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -493,32 +646,37 @@ def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 3) -> Iterator[pa.
                 continue
         return False  # the consumer is gone
 
-    def run() -> None:
+    def run(items: Iterator[Any]) -> None:
         try:
-            for batch in batches:
-                if not put(batch):
+            for item in items:
+                if not put(item):
                     return
             put(_DONE)
         except BaseException as exc:  # handed to the consumer
             put(exc)
         finally:
-            close = getattr(batches, "close", None)
+            close = getattr(items, "close", None)
             if close is not None:
                 close()  # e.g. stops a reader process
 
-    thread = threading.Thread(target=run, name="nppes-bulk-reader", daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=run, args=(items,), name=f"nppes-bulk-reader-{i}", daemon=True)
+               for i, items in enumerate(sources)]
+    for t in threads:
+        t.start()
+    running = len(threads)
     try:
-        while True:
+        while running:
             item = q.get()
             if item is _DONE:
-                return
+                running -= 1
+                continue
             if isinstance(item, BaseException):
                 raise item
             yield item
     finally:
         stop.set()
-        thread.join()
+        for t in threads:
+            t.join()
 
 
 # ---------------------------------------------------------------------------------------------- NPI sets
@@ -567,79 +725,196 @@ class NpiSet:
         return pa.array(hit)
 
 
-# ---------------------------------------------------------------------------------------------- side members
+# ---------------------------------------------------------------------------------------------- JSON, column-wise
+#
+# The cache rows' JSON is written as text by Arrow kernels over a whole batch of kept rows at a time:
+# a member is a column of `,"key":value` fragments (null in the rows where the API leaves it out), an
+# object the element-wise concatenation of its members, an array the join of its elements, each
+# built for the rows that have it. No Python object is made per row or value. PostgreSQL stores the
+# text as jsonb, so only its meaning counts (member order and the spelling of escapes do not): the
+# same values as the row-by-row dicts json.dumps would write.
+
+_ESCAPE_RE = r'["\\\x00-\x1f]'
+_CONTROL_RE = r"[\x00-\x1f]"
+_SHORT_ESCAPES = {8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}
 
 
-class _Side:
-    """The wanted NPIs' rows of one side member, kept in Arrow (sorted by NPI, file order kept within an
-    NPI) with an index npi -> (start, stop); entries become dicts only for the block being built."""
-
-    def __init__(self, path: Path, kind: str, wanted: NpiSet, stats: PreloadStats) -> None:
-        self.kind = kind
-        columns = _side_projection(path, kind)
-        self.fields = list(columns)
-        names = list(columns.values())
-        npi_at = names.index(columns["npi"])
-        parts, rows = [], 0
-        for batch in _stream(path, names):
-            rows += batch.num_rows
-            mask = wanted.mask(batch.column(npi_at))
-            if pc.any(mask).as_py():
-                parts.append(batch.filter(mask))
-        stats.rows_read[path.name] = rows
-        self.index: dict[str, tuple[int, int]] = {}
-        self.table: pa.Table | None = None
-        if not parts:
-            return
-        table = pa.Table.from_batches(parts).rename_columns(self.fields)
-        self.table = table.take(pc.sort_indices(table, sort_keys=[("npi", "ascending")]))  # a stable sort
-        npis = self.table.column("npi").to_pylist()
-        start = 0
-        for i in range(1, len(npis) + 1):
-            if i == len(npis) or npis[i] != npis[start]:
-                self.index[npis[start]] = (start, i)
-                start = i
-
-    def entries(self, npis: list[str]) -> dict[str, list[dict]]:
-        """npi -> API-shaped entries, for the given NPIs that have any."""
-        if not self.index:
-            return {}
-        take: list[int] = []
-        for npi in npis:
-            span = self.index.get(npi)
-            if span:
-                take.extend(range(*span))
-        if not take:
-            return {}
-        assert self.table is not None
-        rows = self.table.take(pa.array(take, type=pa.int64()))
-        out: dict[str, list[dict]] = {}
-        for values in zip(*(rows.column(f).to_pylist() for f in self.fields), strict=True):
-            r = dict(zip(self.fields, values, strict=True))
-            out.setdefault(r["npi"], []).append(_side_entry(self.kind, r))
-        return out
+def _any(mask: pa.Array) -> bool:
+    return bool(pc.any(mask).as_py())
 
 
-def _side_entry(kind: str, r: dict[str, str]) -> dict[str, Any]:
-    if kind == "othername":
-        entry = {"organization_name": r["name"], "code": r["code"]}
-        entry["type"] = OTHER_NAME_TYPES.get(r["code"], "Other Name")
-        return entry
-    if kind == "pl":
-        return _address(r["line1"], r.get("line2", ""), r["city"], r["state"], r["postal"], r.get("country", ""),
-                        r.get("phone", ""), r.get("fax", ""), None, r.get("extension", ""))
-    entry = {k: v for k, v in r.items() if k != "npi" and v != ""}
-    country = entry.get("country_code") or "US"
-    entry["country_code"] = country
-    entry.setdefault("address_type", "DOM" if country == "US" else "FGN")
-    if country in COUNTRY_NAMES:
-        entry.setdefault("country_name", COUNTRY_NAMES[country])
-    return entry
+def _needs_escape(column: pa.Array) -> bool:
+    """Has any value a quote, a backslash or a control character? (A scan of the data bytes: in UTF-8
+    those bytes stand for nothing else.)"""
+    if column.type != pa.string():
+        return _any(pc.match_substring_regex(column, _ESCAPE_RE))
+    n = len(column)
+    if n == 0:
+        return False
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
+    start, stop = offsets[column.offset], offsets[column.offset + n]
+    if start == stop:
+        return False
+    data = np.frombuffer(column.buffers()[2], dtype=np.uint8)[start:stop]
+    return bool(((data < 0x20) | (data == 0x22) | (data == 0x5C)).any())
 
 
-# ---------------------------------------------------------------------------------------------- rows -> results
+def _escaped(column: pa.Array) -> pa.Array:
+    """The values as the inside of JSON strings: quotes, backslashes and control characters escaped,
+    everything else as it is (what json.dumps(..., ensure_ascii=False) writes)."""
+    if not _needs_escape(column):
+        return column
+    column = pc.replace_substring(column, "\\", "\\\\")
+    column = pc.replace_substring(column, '"', '\\"')
+    if _any(pc.match_substring_regex(column, _CONTROL_RE)):
+        for code in range(32):
+            column = pc.replace_substring(column, chr(code), _SHORT_ESCAPES.get(code, f"\\u{code:04x}"))
+    return column
 
 
+def _jstr(column: pa.Array) -> pa.Array:
+    """JSON string literals of the values."""
+    return pc.binary_join_element_wise('"', _escaped(column), '"', "")
+
+
+def _join(n: int, *parts: pa.Array | str, skip_nulls: bool = False) -> pa.Array:
+    """Element-wise concatenation of string columns and constants (n rows). A null part makes the row
+    null, or with `skip_nulls` counts as ""."""
+    if skip_nulls:
+        out = pc.binary_join_element_wise(*parts, "", null_handling="replace", null_replacement="")
+    else:
+        out = pc.binary_join_element_wise(*parts, "")
+    return out if isinstance(out, pa.Array) else pa.repeat(out, n)
+
+
+def _filled(column: pa.Array | None) -> pa.Array | None:
+    """Where a value is not empty (None: a column the batch lacks or has empty in every row)."""
+    return None if column is None else pc.not_equal(column, "")
+
+
+def _either(*masks: pa.Array | None) -> pa.Array | None:
+    out = None
+    for m in masks:
+        if m is not None:
+            out = m if out is None else pc.or_(out, m)
+    return out
+
+
+def _both(a: pa.Array | None, b: pa.Array) -> pa.Array:
+    return b if a is None else pc.and_(a, b)
+
+
+def _masked(values: pa.Array, where: pa.Array | None) -> pa.Array:
+    """`values` with a null wherever `where` is false (the values' buffers reused, no copy)."""
+    if where is None:
+        return values
+    if values.null_count:
+        where = pc.and_(where, pc.is_valid(values))
+    if values.offset or where.offset or where.null_count or values.type != pa.string():
+        return pc.if_else(where, values, pa.scalar(None, type=values.type))
+    return pa.Array.from_buffers(values.type, len(values), [where.buffers()[1], *values.buffers()[1:]])
+
+
+class _Object:
+    """One JSON object per row, member by member: parts that are constants, columns, or fragments that
+    are null in the rows that leave the member out. The first member must be in every row."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.parts: list[pa.Array | str] = []
+
+    def _head(self, key: str) -> str:
+        return f',"{key}":' if self.parts else f'"{key}":'
+
+    def add(self, key: str, value: pa.Array | str, where: pa.Array | None = None) -> None:
+        """`"key": value` (JSON text: a column or one constant; a null value leaves the member out of
+        that row), in the rows where `where` is true (all when None)."""
+        head = self._head(key)
+        if where is None and isinstance(value, str):
+            self.parts.append(head + value)
+        elif where is None and not value.null_count:
+            self.parts.extend((head, value))
+        else:
+            assert self.parts, "the first member is in every row"
+            if isinstance(value, str):
+                value = pa.repeat(pa.scalar(value), self.n)
+            self.parts.append(_join(self.n, head, _masked(value, where)))
+
+    def string(self, key: str, column: pa.Array | None, where: pa.Array | None = None) -> None:
+        """A string member (an absent column counts as "" in every row)."""
+        if column is None:
+            self.add(key, '""', where)
+        elif where is None:
+            self.parts.extend((self._head(key) + '"', _escaped(column), '"'))
+        else:
+            assert self.parts, "the first member is in every row"
+            self.parts.append(_join(self.n, self._head(key) + '"', _masked(_escaped(column), where), '"'))
+
+    def nonempty(self, key: str, column: pa.Array | None, where: pa.Array | None = None) -> None:
+        """A string member only where the value is not empty (and `where` holds)."""
+        if column is not None:
+            self.string(key, column, _both(where, _filled(column)))
+
+    def text(self) -> pa.Array:
+        return _join(self.n, "{", *self.parts, "}", skip_nulls=True)
+
+
+Element = tuple[pa.Array | None, Callable[[Callable[[pa.Array | None], pa.Array | None], int], pa.Array]]
+
+
+def _items(n: int, elements: list[Element]) -> pa.Array | str:
+    """The inside of a JSON array for each row: its elements' texts joined by commas ("" for none).
+    An element is (where it is present, None for every row; build(pick, m) -> its JSON texts for the m
+    rows that have it, pick(column) giving a column's values in those rows). An element is built for
+    the rows that have it only (most of the 50 identifier slots are empty in most rows)."""
+    rows, texts = [], []
+    for present, build in elements:
+        if present is None or present.true_count == n:
+            rows.append(np.arange(n))
+            texts.append(build(lambda column: column, n))
+            continue
+        at = np.flatnonzero(present.to_numpy(zero_copy_only=False))
+        if len(at):
+            take = pa.array(at)
+            rows.append(at)
+            texts.append(build(lambda column, take=take: None if column is None else column.take(take), len(at)))
+    if not rows:
+        return ""
+    if len(rows) == 1 and len(rows[0]) == n:
+        return texts[0]
+    row = np.concatenate(rows)
+    order = np.argsort(row, kind="stable")  # by row, each row's elements in the given order
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.bincount(row, minlength=n), out=offsets[1:])
+    values = pa.concat_arrays(texts).take(pa.array(order))
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), ",")
+
+
+class _Lookup:
+    """code -> JSON text of its description, column-wise (null where the code is not known). The Arrow
+    arrays are made on first use (importing this module makes none: the DAG files import it)."""
+
+    def __init__(self, mapping: Mapping[str, str]) -> None:
+        self.mapping = dict(mapping)
+        self.arrays: tuple[pa.Array, pa.Array] | None = None
+
+    def __call__(self, column: pa.Array | None, default: str | None = None) -> pa.Array | str | None:
+        if column is None:  # every code is ""
+            return json.dumps(self.mapping[""], ensure_ascii=False) if "" in self.mapping else default
+        if self.arrays is None:
+            self.arrays = (pa.array(list(self.mapping), type=pa.string()),
+                           _jstr(pa.array(list(self.mapping.values()), type=pa.string())))
+        keys, values = self.arrays
+        out = values.take(pc.index_in(column, value_set=keys))
+        return pc.fill_null(out, default) if default is not None else out
+
+
+_NAME_TYPES = _Lookup(OTHER_NAME_TYPES)
+_IDENTIFIER_TYPES = _Lookup(IDENTIFIER_TYPES)
+_COUNTRY_NAMES = _Lookup(COUNTRY_NAMES)
+_YES_NO = _Lookup(YES_NO)
+
+_ISO_RE, _ISO_TO = r"(?s)^(.{2})/(.{2})/(.{4})$", r"\3-\1-\2"  # iso_date: any 10 characters with / at 2 and 5
 _DATE_RE, _DATE_TO = r"^(\d\d)/(\d\d)/(\d{4})$", r"\3-\1-\2"
 _PHONE_RE, _PHONE_TO = r"^(\d{3})(\d{3})(\d{4})$", r"\1-\2-\3"
 DATE_COLUMNS = frozenset(("Provider Enumeration Date", "Last Update Date", "Certification Date"))
@@ -648,14 +923,79 @@ PHONE_COLUMNS = frozenset((ADDRESS_COLUMNS["LOCATION"]["phone"], ADDRESS_COLUMNS
                            "Authorized Official Telephone Number"))
 
 
-class _Block:
-    """The filtered rows of one block as Python lists: dates and phone numbers already in the API's
-    spelling (converted by Arrow, not row by row), all-empty columns shared as one list of ""."""
+def _api_phones(column: pa.Array | None) -> pa.Array | None:
+    """`api_phone` of every value: ASCII digits by Arrow; the rare ten characters that are not ASCII
+    (str.isdigit takes other scripts' digits too) by api_phone itself."""
+    if column is None:
+        return None
+    out = pc.replace_substring_regex(column, pattern=_PHONE_RE, replacement=_PHONE_TO)
+    odd = pc.and_(pc.equal(pc.utf8_length(column), 10), pc.invert(pc.string_is_ascii(column)))
+    if _any(odd):
+        values = [api_phone(v) for v in column.filter(odd).to_pylist()]
+        out = pc.replace_with_mask(out, odd, pa.array(values, type=pa.string()))
+    return out
+
+
+def _address_object(n: int, line1: pa.Array | None, line2: pa.Array | None, city: pa.Array | None,
+                    state: pa.Array | None, postal: pa.Array | None, country: pa.Array | None,
+                    phone: pa.Array | None, fax: pa.Array | None, purpose: str | None,
+                    extension: pa.Array | None = None) -> pa.Array:
+    """`_address` column-wise: phone and fax already in the API's spelling."""
+    a = _Object(n)
+    if country is None:
+        a.add("country_code", '"US"')
+        if "US" in COUNTRY_NAMES:
+            a.add("country_name", json.dumps(COUNTRY_NAMES["US"], ensure_ascii=False))
+        a.add("address_type", '"DOM"')
+    else:
+        cc = pc.if_else(pc.equal(country, ""), "US", country)
+        a.string("country_code", cc)
+        a.add("country_name", _COUNTRY_NAMES(cc))
+        a.add("address_type", pc.if_else(pc.equal(cc, "US"), '"DOM"', '"FGN"'))
+    a.string("address_1", line1)
+    a.string("address_2", line2)
+    a.string("city", city)
+    a.string("state", state)
+    a.string("postal_code", postal)
+    a.nonempty("telephone_number", phone)
+    a.nonempty("telephone_extension", extension)
+    if purpose:
+        a.add("address_purpose", f'"{purpose}"')
+    a.nonempty("fax_number", fax)
+    return a.text()
+
+
+def _taxonomy_object(n: int, code: pa.Array, lic: pa.Array | None, state: pa.Array | None,
+                     switch: pa.Array | None, group: pa.Array | None, desc: _Lookup | None) -> pa.Array:
+    t = _Object(n)
+    t.string("code", code)
+    t.string("taxonomy_group", group)
+    if desc is not None:
+        t.add("desc", desc(code))
+    t.string("state", state)
+    t.add("license", "null" if lic is None else pc.if_else(pc.equal(lic, ""), "null", _jstr(lic)))
+    t.add("primary", "false" if switch is None else pc.if_else(pc.equal(switch, "Y"), "true", "false"))
+    return t.text()
+
+
+def _identifier_object(n: int, ident: pa.Array, code: pa.Array | None, state: pa.Array | None,
+                       issuer: pa.Array | None) -> pa.Array:
+    o = _Object(n)
+    o.string("code", code)
+    o.add("desc", _IDENTIFIER_TYPES(code, '"Other"'))
+    o.string("issuer", issuer)
+    o.string("identifier", ident)
+    o.string("state", state)
+    return o.text()
+
+
+class _Columns:
+    """The kept rows of a batch by column name: dates and phone numbers already in the API's spelling
+    (converted by Arrow), columns empty in every row left out (`get` answers None)."""
 
     def __init__(self, batch: pa.RecordBatch) -> None:
         self.n = batch.num_rows
-        self.empty: list[str] = [""] * self.n
-        self.cols: dict[str, list[str]] = {}
+        self.cols: dict[str, pa.Array] = {}
         for name, column in zip(batch.schema.names, batch.columns, strict=True):
             if not _nonempty(column):
                 continue
@@ -663,17 +1003,10 @@ class _Block:
                 column = pc.replace_substring_regex(column, pattern=_DATE_RE, replacement=_DATE_TO)
             elif name in PHONE_COLUMNS:
                 column = pc.replace_substring_regex(column, pattern=_PHONE_RE, replacement=_PHONE_TO)
-            self.cols[name] = column.to_pylist()
+            self.cols[name] = column
 
-    def get(self, name: str | None) -> list[str]:
-        return self.cols.get(name, self.empty) if name else self.empty
-
-    def has(self, name: str) -> bool:
-        return name in self.cols
-
-    def slots(self, columns: Iterable[tuple[str, ...]]) -> list[tuple[list[str], ...]]:
-        """The slots (taxonomy 1..15, identifier 1..50) whose first column has a value in some row."""
-        return [tuple(self.get(c) for c in cols) for cols in columns if self.has(cols[0])]
+    def get(self, name: str) -> pa.Array | None:
+        return self.cols.get(name)
 
 
 TAXONOMY_COLUMNS = tuple(_taxonomy_columns(i) for i in range(1, TAXONOMY_SLOTS + 1))
@@ -681,124 +1014,208 @@ IDENTIFIER_COLUMNS = tuple(_identifier_columns(i) for i in range(1, IDENTIFIER_S
 _ADDRESS_FIELDS = ("line1", "line2", "city", "state", "postal", "country", "phone", "fax")
 
 
-def _deactivated(deact: str, react: str) -> bool:
-    return bool(deact) and not (react and iso_date(react) >= iso_date(deact))
+def _results_json(batch: pa.RecordBatch, sides: Mapping[str, _Side], taxonomy_desc: _Lookup | None,
+                  file_name: str) -> tuple[pa.Array, pa.Array, int]:
+    """(NPIs, the cache row's response JSON, how many are deactivated) of a batch of kept main rows:
+    {"result_count": 1, "results": [<API-shaped result>], "source": "nppes_bulk", "file": file_name}."""
+    c = _Columns(batch)
+    n = c.n
+    npis = batch.column(batch.schema.get_field_index("NPI"))
+    ints = pc.cast(npis, pa.int64()).to_numpy()  # kept rows are NPIs (NpiSet)
+    get = c.get
+
+    etype = get("Entity Type Code")
+    if etype is None:
+        etype_json: pa.Array | str = "null"
+        is_org = None
+    else:
+        etype_json = pc.if_else(pc.equal(etype, ""), "null", _join(n, '"NPI-', _escaped(etype), '"'))
+        is_org = pc.equal(etype, "2")
+    is_person = None if is_org is None else pc.invert(is_org)
+
+    # basic
+    basic = _Object(n)
+    basic.add("status", '"A"')
+    if is_org is not None:
+        for key, col in ORGANIZATION_BASIC:
+            basic.nonempty(key, get(col), is_org)
+        basic.nonempty("authorized_official_telephone_number", get("Authorized Official Telephone Number"), is_org)
+        subpart = get("Is Organization Subpart")
+        if subpart is not None:
+            basic.add("organizational_subpart", _YES_NO(subpart), is_org)
+    for key, col in INDIVIDUAL_BASIC:
+        basic.nonempty(key, get(col), is_person)
+    sole = get("Is Sole Proprietor")
+    if sole is not None:
+        basic.add("sole_proprietor", _YES_NO(sole), is_person)
+    sexes = [s for s in (get(col) for col in SEX_COLUMNS) if s is not None]
+    if sexes:
+        sex = sexes[0] if len(sexes) == 1 else pc.if_else(pc.equal(sexes[0], ""), sexes[1], sexes[0])
+        basic.nonempty("sex", sex, is_person)
+    basic.nonempty("enumeration_date", get("Provider Enumeration Date"))
+    basic.nonempty("last_updated", get("Last Update Date"))
+    basic.nonempty("certification_date", get("Certification Date"))
+
+    # addresses
+    addresses: list[Element] = []
+    for purpose, names in ADDRESS_COLUMNS.items():
+        fields = [get(names[f]) for f in _ADDRESS_FIELDS]
+        line1, city, postal = fields[0], fields[2], fields[4]
+        present = _either(_filled(line1), _filled(city), _filled(postal))
+        if present is not None:
+            addresses.append((present, lambda pick, m, fields=fields, purpose=purpose:
+                              _address_object(m, *map(pick, fields), purpose)))
+
+    # taxonomies, identifiers: only the slots some row has, built for the rows that have them
+    taxonomies: list[Element] = []
+    for cols in TAXONOMY_COLUMNS:
+        if get(cols[0]) is not None:
+            taxonomies.append((_filled(get(cols[0])), lambda pick, m, cols=cols:
+                               _taxonomy_object(m, *map(pick, map(get, cols)), taxonomy_desc)))
+    identifiers: list[Element] = []
+    for cols in IDENTIFIER_COLUMNS:
+        if get(cols[0]) is not None:
+            identifiers.append((_filled(get(cols[0])), lambda pick, m, cols=cols:
+                                _identifier_object(m, *map(pick, map(get, cols)))))
+
+    # other names: the other person name, then the othername member's rows, else the main file's one
+    other_names: list[Element] = []
+    person = [(key, get(col)) for key, col in OTHER_PERSON_NAME if get(col) is not None]
+    if person:
+        person_code = get("Provider Other Last Name Type Code")
+
+        def person_name(pick, m: int) -> pa.Array:
+            o = _Object(m)
+            code = pick(person_code)
+            o.add("type", _NAME_TYPES(code, '"Other Name"'))
+            o.string("code", code)
+            for key, column in person:
+                o.nonempty(key, pick(column))
+            return o.text()
+
+        other_names.append((_either(*(_filled(column) for _k, column in person)), person_name))
+    side_names = sides["othername"].lookup(ints) if "othername" in sides else None
+    has_side = None if side_names is None else side_names.is_valid()
+    if side_names is not None and has_side.true_count:
+        other_names.append((has_side, lambda pick, m: pick(side_names)))
+    other_org = get("Provider Other Organization Name")
+    if other_org is not None:
+        org_code = get("Provider Other Organization Name Type Code")
+
+        def org_name(pick, m: int) -> pa.Array:
+            o = _Object(m)
+            code = pick(org_code)
+            o.string("organization_name", pick(other_org))
+            o.string("code", code)
+            o.add("type", _NAME_TYPES(code, '"Other Name"'))
+            return o.text()
+
+        own = _filled(other_org) if has_side is None else pc.and_(_filled(other_org), pc.invert(has_side))
+        other_names.append((own, org_name))
+
+    def side_items(kind: str) -> pa.Array | str:
+        """An NPI's entries of a side member (null: none, counted as "" in the join)."""
+        return sides[kind].lookup(ints) if kind in sides else ""
+
+    head = '{"result_count":1,"results":[{"enumeration_type":'
+    tail = ('}],"source":"nppes_bulk","file":' + _jstr(pa.array([file_name], type=pa.string()))[0].as_py()
+            + "}")
+    number = _join(n, '"', npis, '"')
+    result = _join(n, head, etype_json, ',"number":', number,
+                   ',"addresses":[', _items(n, addresses), '],"practiceLocations":[', side_items("pl"),
+                   '],"basic":', basic.text(), ',"taxonomies":[', _items(n, taxonomies),
+                   '],"identifiers":[', _items(n, identifiers), '],"endpoints":[', side_items("endpoint"),
+                   '],"other_names":[', _items(n, other_names), "]", tail, skip_nulls=True)
+
+    # deactivated: only the NPI and the deactivation date are in the files
+    deactivated = 0
+    deact = get("NPI Deactivation Date")
+    if deact is not None:
+        deact_iso = pc.replace_substring_regex(deact, pattern=_ISO_RE, replacement=_ISO_TO)
+        gone = _filled(deact)
+        react = get("NPI Reactivation Date")
+        if react is not None:
+            react_iso = pc.replace_substring_regex(react, pattern=_ISO_RE, replacement=_ISO_TO)
+            back = pc.and_(_filled(react), pc.greater_equal(react_iso, deact_iso))
+            gone = pc.and_(gone, pc.invert(back))
+        deactivated = gone.true_count
+        if deactivated:
+            stub = _join(n, head, etype_json, ',"number":', number,
+                         ',"addresses":[],"practiceLocations":[],"basic":{"status":"D","deactivation_date":',
+                         _jstr(deact_iso), '},"taxonomies":[],"identifiers":[],"endpoints":[],"other_names":[]',
+                         tail)
+            result = pc.if_else(gone, stub, result)
+    return npis, result, deactivated
 
 
-def _results(block: _Block, sides: Mapping[str, Mapping[str, list[dict]]],
-             taxonomy_desc: Mapping[str, str] | None) -> Iterator[tuple[str, dict, bool]]:
-    """(npi, API-shaped result, deactivated) for every row of the block."""
-    g = block.get
-    npis, entity = g("NPI"), g("Entity Type Code")
-    deact, react = g("NPI Deactivation Date"), g("NPI Reactivation Date")
-    enum_date, last_update, cert = g("Provider Enumeration Date"), g("Last Update Date"), g("Certification Date")
-    sole, subpart = g("Is Sole Proprietor"), g("Is Organization Subpart")
-    official_phone = g("Authorized Official Telephone Number")
-    sex = g(next((c for c in SEX_COLUMNS if block.has(c)), None))
-    individual = [(key, g(col)) for key, col in INDIVIDUAL_BASIC if block.has(col)]
-    organization = [(key, g(col)) for key, col in ORGANIZATION_BASIC if block.has(col)]
-    other_person = [(key, g(col)) for key, col in OTHER_PERSON_NAME if block.has(col)]
-    other_person_type = g("Provider Other Last Name Type Code")
-    other_org, other_org_code = g("Provider Other Organization Name"), g("Provider Other Organization Name Type Code")
-    addresses_cols = [(purpose, *(g(cols[f]) for f in _ADDRESS_FIELDS)) for purpose, cols in ADDRESS_COLUMNS.items()]
-    taxonomy_slots = block.slots(TAXONOMY_COLUMNS)
-    identifier_slots = block.slots(IDENTIFIER_COLUMNS)
-    othername, pl, endpoint = sides.get("othername", {}), sides.get("pl", {}), sides.get("endpoint", {})
-    taxonomy_desc = taxonomy_desc or {}
-    identifier_types = IDENTIFIER_TYPES
-    name_types = OTHER_NAME_TYPES
-    yes_no = YES_NO
+# ---------------------------------------------------------------------------------------------- side members
 
-    for i in range(block.n):
-        npi = npis[i]
-        etype = entity[i]
-        if deact[i] and _deactivated(deact[i], react[i]):
-            yield npi, {
-                "enumeration_type": f"NPI-{etype}" if etype else None, "number": npi,
-                "addresses": [], "practiceLocations": [],
-                "basic": {"status": "D", "deactivation_date": iso_date(deact[i])},
-                "taxonomies": [], "identifiers": [], "endpoints": [], "other_names": [],
-            }, True
-            continue
 
-        if etype == "2":
-            basic = {key: values[i] for key, values in organization if values[i]}
-            if official_phone[i]:
-                basic["authorized_official_telephone_number"] = official_phone[i]
-            if subpart[i] in yes_no:
-                basic["organizational_subpart"] = yes_no[subpart[i]]
-        else:
-            basic = {key: values[i] for key, values in individual if values[i]}
-            if sole[i] in yes_no:
-                basic["sole_proprietor"] = yes_no[sole[i]]
-            if sex[i]:
-                basic["sex"] = sex[i]
-        if enum_date[i]:
-            basic["enumeration_date"] = enum_date[i]
-        if last_update[i]:
-            basic["last_updated"] = last_update[i]
-        if cert[i]:
-            basic["certification_date"] = cert[i]
-        basic["status"] = "A"
+class _Side:
+    """The wanted NPIs' entries of one side member as JSON text, the entries of an NPI joined (file
+    order kept within an NPI), sorted by NPI; `lookup` finds them for a batch of NPIs column-wise."""
 
-        addresses = []
-        for purpose, line1, line2, city, state, postal, country, phone, fax in addresses_cols:
-            if line1[i] or city[i] or postal[i]:
-                cc = country[i] or "US"
-                if cc == "US":
-                    a = {"country_code": "US", "country_name": "United States", "address_type": "DOM"}
-                else:
-                    a = {"country_code": cc, "address_type": "FGN"}
-                    if cc in COUNTRY_NAMES:
-                        a["country_name"] = COUNTRY_NAMES[cc]
-                a["address_1"] = line1[i]
-                a["address_2"] = line2[i]
-                a["city"] = city[i]
-                a["state"] = state[i]
-                a["postal_code"] = postal[i]
-                if phone[i]:
-                    a["telephone_number"] = phone[i]
-                a["address_purpose"] = purpose
-                if fax[i]:
-                    a["fax_number"] = fax[i]
-                addresses.append(a)
+    def __init__(self, path: Path, kind: str, wanted: NpiSet, stats: PreloadStats) -> None:
+        self.kind = kind
+        columns = _side_projection(path, kind)
+        fields = list(columns)
+        names = list(columns.values())
+        npi_at = names.index(columns["npi"])
+        parts, rows = [], 0
+        for batch in _stream(path, names):
+            rows += batch.num_rows
+            mask = wanted.mask(batch.column(npi_at))
+            if _any(mask):
+                parts.append(batch.filter(mask))
+        stats.rows_read[path.name] = rows
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.texts = pa.array([], type=pa.string())
+        if not parts:
+            return
+        table = pa.Table.from_batches(parts).rename_columns(fields).combine_chunks()
+        ints = pc.cast(table.column("npi"), pa.int64()).to_numpy()
+        order = np.argsort(ints, kind="stable")
+        ints = ints[order]
+        table = table.take(pa.array(order))
+        texts = _side_objects(kind, {f: table.column(f).combine_chunks() for f in fields}, table.num_rows)
+        starts = np.flatnonzero(np.r_[True, ints[1:] != ints[:-1]])
+        offsets = pa.array(np.r_[starts, len(ints)].astype(np.int32))
+        self.keys = ints[starts]
+        self.texts = pc.binary_join(pa.ListArray.from_arrays(offsets, texts), ",")
 
-        taxonomies = []
-        for code, lic, state, switch, group in taxonomy_slots:
-            c = code[i]
-            if c:
-                if c in taxonomy_desc:
-                    taxonomies.append({"code": c, "taxonomy_group": group[i], "desc": taxonomy_desc[c],
-                                       "state": state[i], "license": lic[i] or None, "primary": switch[i] == "Y"})
-                else:
-                    taxonomies.append({"code": c, "taxonomy_group": group[i], "state": state[i],
-                                       "license": lic[i] or None, "primary": switch[i] == "Y"})
+    def lookup(self, npis: np.ndarray) -> pa.Array:
+        """For each NPI (int64) its entries' JSON texts joined by commas, null where it has none."""
+        if not len(self.keys):
+            return pa.nulls(len(npis), type=pa.string())
+        at = np.searchsorted(self.keys, npis)
+        at[at == len(self.keys)] = 0
+        return self.texts.take(pa.array(at, mask=self.keys[at] != npis))
 
-        identifiers = []
-        for ident, code, state, issuer in identifier_slots:
-            if ident[i]:
-                identifiers.append({"code": code[i], "desc": identifier_types.get(code[i], "Other"),
-                                    "issuer": issuer[i], "identifier": ident[i], "state": state[i]})
 
-        other_names = []
-        if other_person:
-            person = {key: values[i] for key, values in other_person if values[i]}
-            if person:
-                code = other_person_type[i]
-                other_names.append({"type": name_types.get(code, "Other Name"), "code": code, **person})
-        side_names = othername.get(npi)
-        if side_names:
-            other_names.extend(side_names)
-        elif other_org[i]:
-            code = other_org_code[i]
-            other_names.append({"organization_name": other_org[i], "code": code,
-                                "type": name_types.get(code, "Other Name")})
-
-        yield npi, {
-            "enumeration_type": f"NPI-{etype}" if etype else None, "number": npi, "addresses": addresses,
-            "practiceLocations": pl.get(npi, []), "basic": basic, "taxonomies": taxonomies,
-            "identifiers": identifiers, "endpoints": endpoint.get(npi, []), "other_names": other_names,
-        }, False
+def _side_objects(kind: str, cols: Mapping[str, pa.Array], n: int) -> pa.Array:
+    """The API-shaped entry (JSON text) of each side row, by field name (`SIDE_FIELDS`)."""
+    get = cols.get
+    if kind == "othername":
+        o = _Object(n)
+        o.string("organization_name", cols["name"])
+        o.string("code", cols["code"])
+        o.add("type", _NAME_TYPES(cols["code"], '"Other Name"'))
+        return o.text()
+    if kind == "pl":
+        return _address_object(n, get("line1"), get("line2"), get("city"), get("state"), get("postal"),
+                               get("country"), _api_phones(get("phone")), _api_phones(get("fax")), None,
+                               get("extension"))
+    # endpoint: the non-empty fields, a country code ("US" if none), address type and country name
+    o = _Object(n)
+    country = get("country_code")
+    cc = pa.repeat(pa.scalar("US"), n) if country is None else pc.if_else(pc.equal(country, ""), "US", country)
+    o.string("country_code", cc)
+    o.add("address_type", pc.if_else(pc.equal(cc, "US"), '"DOM"', '"FGN"'))
+    o.add("country_name", _COUNTRY_NAMES(cc))
+    for name, column in cols.items():
+        if name not in ("npi", "country_code"):
+            o.nonempty(name, column)
+    return o.text()
 
 
 # ---------------------------------------------------------------------------------------------- preload
@@ -814,8 +1231,8 @@ class PreloadStats:
     batches: int = 0
     seconds: float = 0.0
     reader: str = ""  # thread | process
-    # where the time went: waiting for parsed CSV blocks, building results (incl. filtering), the
-    # writer thread's upserts (overlapping the others), and waiting for the writer (backpressure)
+    # where the time went: waiting for parsed CSV blocks, building the JSON (incl. the side files),
+    # the writer threads' upserts (overlapping the others), and waiting for a writer (backpressure)
     read_seconds: float = 0.0
     build_seconds: float = 0.0
     write_seconds: float = 0.0
@@ -826,11 +1243,11 @@ class PreloadStats:
 class _Writer:
     """Upserts batches on threads of their own, one per connection (each connection is used by its
     thread alone meanwhile): PostgreSQL works on one batch while the next is built, and with two
-    connections one batch is being COPYed while the other's INSERT runs. Each NPI is in one batch
-    only (see `_superseded`), so the order in which batches land does not matter."""
+    connections two backends parse JSON at once. Each NPI is in one batch only (see `_superseded`),
+    so the order in which batches land does not matter."""
 
     def __init__(self, conns: list[psycopg.Connection]) -> None:
-        self.queue: queue.Queue[list[CacheRow] | None] = queue.Queue(maxsize=1)  # memory: one waits
+        self.queue: queue.Queue[Callable[[psycopg.Connection], Any] | None] = queue.Queue(maxsize=1)  # one waits
         self.error: BaseException | None = None
         self.closed = False
         self.busy = 0.0  # thread-seconds spent in upserts
@@ -843,22 +1260,23 @@ class _Writer:
 
     def _run(self, conn: psycopg.Connection) -> None:
         while True:
-            rows = self.queue.get()
-            if rows is None:
+            job = self.queue.get()
+            if job is None:
                 return
             if self.error is None:
                 t0 = time.perf_counter()
                 try:
-                    cache.upsert(conn, "npi", rows)
+                    job(conn)
                 except BaseException as exc:  # handed to the building thread
                     self.error = exc
                 with self.lock:
                     self.busy += time.perf_counter() - t0
 
-    def put(self, rows: list[CacheRow]) -> None:
+    def put(self, job: Callable[[psycopg.Connection], Any]) -> None:
+        """Run job(connection) on a writer thread (one batch's upsert)."""
         self._raise()
         t0 = time.perf_counter()
-        self.queue.put(rows)
+        self.queue.put(job)
         self.waited += time.perf_counter() - t0
 
     def _raise(self) -> None:
@@ -889,21 +1307,15 @@ def _sibling_connections(conn: psycopg.Connection, n: int) -> list[psycopg.Conne
 
 
 def wanted_npis(conn: psycopg.Connection) -> pa.Array:
-    """The Luhn-valid NPIs of maps.npi_wanted (invalid ones can be in no NPPES file), as an Arrow array
-    (COPY straight into Arrow: no Python string per NPI)."""
-    buf = io.BytesIO()
-    with conn.cursor() as cur, cur.copy("COPY (SELECT npi FROM maps.npi_wanted WHERE luhn_valid) TO STDOUT") as copy:
-        for data in copy:
-            buf.write(data)
+    """The Luhn-valid NPIs of maps.npi_wanted that look like NPIs (anything else can be in no NPPES
+    file), as an Arrow array: one newline-joined text from PostgreSQL split by Arrow (no Python string
+    or COPY message per NPI)."""
+    text = conn.execute("SELECT coalesce(string_agg(npi, E'\\n'), '') FROM maps.npi_wanted "
+                        "WHERE luhn_valid AND npi ~ %s", [_NPI_RE]).fetchone()[0]
     conn.commit()
-    if buf.tell() == 0:
+    if not text:
         return pa.array([], type=pa.string())
-    buf.seek(0)
-    table = pacsv.read_csv(buf, read_options=pacsv.ReadOptions(column_names=["npi"]),
-                           parse_options=pacsv.ParseOptions(quote_char=False, delimiter="\t"),
-                           convert_options=pacsv.ConvertOptions(column_types={"npi": pa.string()},
-                                                                strings_can_be_null=False))
-    return table.column(0).combine_chunks()
+    return pc.split_pattern(pa.array([text], type=pa.string()), "\n").flatten()
 
 
 def _as_npi_set(wanted: Iterable[str] | pa.Array | pa.ChunkedArray | NpiSet) -> NpiSet:
@@ -932,31 +1344,89 @@ def _superseded(files: BulkFiles, wanted: NpiSet) -> list[NpiSet]:
 
 # ---------------------------------------------------------------------------------------------- filtered blocks
 #
-# The main files become a stream of events, in file order:
+# The main files become a stream of events, file by file:
 #   ("start", k)                                    file k begins
-#   ("batch", k, rows_read, filtered | None, [npi])  one block: its wanted rows (minus those a later
-#                                                   weekly has) and the wanted NPIs skipped for that
+#   ("batch", k, rows_read, filtered | None, [npi])  a block with wanted rows (minus those a later
+#                                                   weekly has) or wanted NPIs skipped for that; the
+#                                                   blocks with neither are only counted
 #   ("end", k, rows_read_total)
 # produced in this process (reader="thread") or in a reader process (reader="process") that parses
-# and filters on a core of its own and hands over only the wanted rows as Arrow IPC.
+# and filters on cores of its own and hands over only the wanted rows as Arrow IPC. A reader process
+# reads a file larger than CHUNK_BYTES as chunks (byte ranges at line ends) on PARSE_THREADS
+# threads, each taking the next chunk when done with one: the blocks of the chunks interleave, and
+# the threads end together whatever the file's layout (the sandbox has all wanted NPIs first).
+# preload reads in the two steps above (`_prefiltered`); `provider_facts` reads plainly (`_stream`).
+
+
+Blocks = Iterator[tuple[int, pa.RecordBatch | None, list[str]]]  # (rows read, kept rows, replaced NPIs)
+
+
+def _keep(batch: pa.RecordBatch, wanted: NpiSet, skip: NpiSet) -> tuple[pa.RecordBatch | None, list[str]]:
+    """A block's rows of wanted NPIs minus those a later weekly has, and those NPIs."""
+    npi = batch.column(0)
+    mask = wanted.mask(npi)
+    replaced: list[str] = []
+    if len(skip) and _any(mask):
+        later = pc.and_(mask, skip.mask(npi))
+        if _any(later):
+            replaced = npi.filter(later).to_pylist()
+            mask = pc.and_(mask, pc.invert(later))
+    return (batch.filter(mask) if _any(mask) else None), replaced
+
+
+def _kept_blocks(blocks: Iterator[tuple[int, pa.RecordBatch | None]], wanted: NpiSet, skip: NpiSet) -> Blocks:
+    """(rows read, kept rows, wanted NPIs skipped for a later weekly) for each block that has either;
+    the rows of the blocks in between count into the next item, and a last item (rows, None, [])
+    closes the source. `blocks`: (rows, the block or its rows that may be wanted, None for none)."""
+    rows = 0
+    for n, batch in blocks:
+        rows += n
+        if batch is None:
+            continue
+        kept, replaced = _keep(batch, wanted, skip)
+        if kept is not None or replaced:
+            yield rows, kept, replaced
+            rows = 0
+    yield rows, None, []
+
+
+def _sources(file: Path, columns: list[str], block_size: int, wanted: NpiSet, skip: NpiSet, two_step: bool,
+             threads: int, chunk_bytes: int) -> list[Blocks]:
+    """The `_kept_blocks` sources of one main file (see `_filtered`), one per thread."""
+    if not (two_step and _newline_ended(file)):
+        plain = ((batch.num_rows, batch) for batch in _stream(file, columns, block_size=block_size))
+        return [_kept_blocks(plain, wanted, skip)]
+    names = read_header(file)
+    size = file.stat().st_size
+    if threads < 2 or size <= chunk_bytes:
+        return [_kept_blocks(_prefiltered(file, names, columns, (0, size), block_size, wanted), wanted, skip)]
+    spans = iter(_spans(file, chunk_bytes))
+    lock = threading.Lock()
+
+    def chunks() -> Iterator[tuple[int, pa.RecordBatch | None]]:
+        while True:
+            with lock:
+                span = next(spans, None)
+            if span is None:
+                return
+            yield from _prefiltered(file, names, columns, span, block_size, wanted)
+
+    return [_kept_blocks(chunks(), wanted, skip) for _ in range(threads)]
 
 
 def _filtered(jobs: list[tuple[str, list[str]]], wanted: NpiSet, skips: list[NpiSet], block_size: int,
-              depth: int = 3) -> Iterator[tuple]:
+              depth: int = 3, threads: int = 1, chunk_bytes: int = 0, two_step: bool = False) -> Iterator[tuple]:
+    """The events of the main files (above). `two_step`: read the files in the two steps above (files
+    whose lines do not end with LF are read plainly); then with `threads` > 1, a file larger than
+    `chunk_bytes` is read as chunks of about that size by that many threads."""
     for k, (path, columns) in enumerate(jobs):
         yield ("start", k)
-        skip, total = skips[k], 0
-        for batch in _prefetch(_stream(Path(path), columns, block_size=block_size), depth):
-            total += batch.num_rows
-            npi = batch.column(0)
-            mask = wanted.mask(npi)
-            replaced: list[str] = []
-            if len(skip):
-                later = pc.and_(mask, skip.mask(npi))
-                if pc.any(later).as_py():
-                    replaced = npi.filter(later).to_pylist()
-                    mask = pc.and_(mask, pc.invert(later))
-            yield ("batch", k, batch.num_rows, batch.filter(mask) if pc.any(mask).as_py() else None, replaced)
+        sources = _sources(Path(path), columns, block_size, wanted, skips[k], two_step, threads, chunk_bytes)
+        total = 0
+        for rows, kept, replaced in _prefetch(*sources, depth=depth * len(sources)):
+            total += rows
+            if kept is not None or replaced:
+                yield ("batch", k, rows, kept, replaced)
         yield ("end", k, total)
 
 
@@ -967,7 +1437,7 @@ def _reader_main() -> None:
     """The reader process: job (pickled) on stdin, framed events on stdout."""
     job = pickle.load(sys.stdin.buffer)
     out = sys.stdout.buffer
-    schemas: set[int] = set()
+    sent: tuple[str, ...] = ()  # the columns of the schema sent last
 
     def frame(kind: bytes, k: int, rows: int, payload: bytes | pa.Buffer = b"") -> None:
         out.write(_FRAME.pack(kind, k, rows, len(payload)))
@@ -975,7 +1445,8 @@ def _reader_main() -> None:
             out.write(payload)
 
     try:
-        for event in _filtered(job["jobs"], job["wanted"], job["skips"], job["block_size"]):
+        for event in _filtered(job["jobs"], job["wanted"], job["skips"], job["block_size"], threads=job["threads"],
+                               chunk_bytes=job["chunk_bytes"], two_step=True):
             if event[0] == "start":
                 frame(b"s", event[1], 0)
             elif event[0] == "end":
@@ -984,9 +1455,13 @@ def _reader_main() -> None:
                 _kind, k, rows, batch, replaced = event
                 if replaced:
                     frame(b"r", k, 0, "\n".join(replaced).encode())
-                if batch is not None and k not in schemas:
-                    frame(b"h", k, 0, batch.schema.serialize())
-                    schemas.add(k)
+                if batch is not None:
+                    # columns empty in every kept row stay here (most of the 326: NPPES is sparse); the
+                    # NPI column is kept even then (a lone kept row of an all-empty block)
+                    batch = batch.select([i for i, c in enumerate(batch.columns) if i == 0 or _nonempty(c)])
+                    if tuple(batch.schema.names) != sent:
+                        frame(b"h", k, 0, batch.schema.serialize())
+                        sent = tuple(batch.schema.names)
                 frame(b"b", k, rows, batch.serialize() if batch is not None else b"")
         frame(b"d", 0, 0)
     except NppesBulkError as exc:
@@ -996,19 +1471,37 @@ def _reader_main() -> None:
     out.flush()
 
 
-def _filtered_in_process(jobs: list[tuple[str, list[str]]], wanted: NpiSet, skips: list[NpiSet],
-                         block_size: int) -> Iterator[tuple]:
-    """`_filtered` run by a child Python (a plain subprocess: works inside daemonic workers too)."""
+def _spawn_reader() -> subprocess.Popen:
+    """A reader process (a plain subprocess: works inside daemonic workers too), started before the
+    work that precedes the first block so that its start-up (Python, imports) overlaps that work; the
+    job follows on its stdin (`_filtered_in_process`)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    proc = subprocess.Popen([sys.executable, "-c", "from include.maps.nppes_bulk import _reader_main; _reader_main()"],
+    return subprocess.Popen([sys.executable, "-c", "from include.maps.nppes_bulk import _reader_main; _reader_main()"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None and not pipe.closed:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+
+def _filtered_in_process(jobs: list[tuple[str, list[str]]], wanted: NpiSet, skips: list[NpiSet],
+                         block_size: int, proc: subprocess.Popen | None = None) -> Iterator[tuple]:
+    """`_filtered` run by a reader process (`proc`, or one started here); it is stopped at the end."""
+    proc = proc or _spawn_reader()
     assert proc.stdin is not None and proc.stdout is not None
     try:
-        pickle.dump({"jobs": jobs, "wanted": wanted, "skips": skips, "block_size": block_size}, proc.stdin,
+        pickle.dump({"jobs": jobs, "wanted": wanted, "skips": skips, "block_size": block_size,
+                     "threads": PARSE_THREADS, "chunk_bytes": CHUNK_BYTES}, proc.stdin,
                     protocol=pickle.HIGHEST_PROTOCOL)
         proc.stdin.close()
         pipe = proc.stdout
-        schemas: dict[int, pa.Schema] = {}
+        schema: pa.Schema | None = None  # of the batches that follow
         replaced: list[str] = []
         while True:
             head = pipe.read(_FRAME.size)
@@ -1018,13 +1511,13 @@ def _filtered_in_process(jobs: list[tuple[str, list[str]]], wanted: NpiSet, skip
             kind, k, rows, size = _FRAME.unpack(head)
             payload = pipe.read(size) if size else b""
             if kind == b"b":
-                batch = pa.ipc.read_record_batch(pa.py_buffer(payload), schemas[k]) if size else None
+                batch = pa.ipc.read_record_batch(pa.py_buffer(payload), schema) if size else None
                 yield ("batch", k, rows, batch, replaced)
                 replaced = []
             elif kind == b"r":
                 replaced = payload.decode().split("\n")
             elif kind == b"h":
-                schemas[k] = pa.ipc.read_schema(pa.py_buffer(payload))
+                schema = pa.ipc.read_schema(pa.py_buffer(payload))
             elif kind == b"s":
                 yield ("start", k)
             elif kind == b"e":
@@ -1035,10 +1528,25 @@ def _filtered_in_process(jobs: list[tuple[str, list[str]]], wanted: NpiSet, skip
                 message, source, line = pickle.loads(payload)
                 raise NppesBulkError(message, source=source, line=line)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        proc.stdout.close()
+        _stop(proc)
+
+
+def _concat(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    """One batch of the rows of `batches`, whose columns may differ (a reader process leaves out the
+    columns empty in a whole block): a column a batch lacks is "" in its rows."""
+    if len(batches) == 1:
+        return batches[0]
+    names = list(dict.fromkeys(name for b in batches for name in b.schema.names))
+    if all(b.schema.names == names for b in batches):
+        return pa.concat_batches(batches)
+    columns = []
+    for name in names:
+        parts = []
+        for b in batches:
+            i = b.schema.get_field_index(name)
+            parts.append(b.column(i) if i >= 0 else pa.repeat(pa.scalar("", type=pa.string()), b.num_rows))
+        columns.append(pa.concat_arrays(parts))
+    return pa.RecordBatch.from_arrays(columns, names=names)
 
 
 def preload(conn: psycopg.Connection, files: BulkFiles, *,
@@ -1071,35 +1579,68 @@ def preload(conn: psycopg.Connection, files: BulkFiles, *,
             if path is not None:
                 _side_projection(path, kind)
 
-    wanted_set = _as_npi_set(wanted_npis(conn) if wanted is None else wanted)
-    stats.wanted = len(wanted_set)
-    if len(wanted_set) == 0:
-        stats.seconds = time.perf_counter() - started
-        return stats
-    superseded = _superseded(files, wanted_set)
-    replaced: set[str] = set()
-    jobs = [(str(b.main), columns) for b, columns in zip(files.bundles, projections, strict=True)]
     if reader == "auto":
         reader = "process" if sum(b.main.stat().st_size for b in files.bundles) > PROCESS_READER_BYTES else "thread"
     stats.reader = reader
-    if reader == "process":
-        events = _prefetch(_filtered_in_process(jobs, wanted_set, superseded, block_size), depth=16)
-    else:
-        events = _filtered(jobs, wanted_set, superseded, block_size)
+    proc = _spawn_reader() if reader == "process" else None
+    try:
+        _preload(conn, files, stats, projections, proc, wanted=wanted, batch_rows=batch_rows, api_run_id=api_run_id,
+                 taxonomy_descriptions=taxonomy_descriptions, block_size=block_size, writers=writers)
+    finally:
+        if proc is not None:
+            _stop(proc)
+    stats.seconds = time.perf_counter() - started
+    return stats
 
-    # The results are trees of small dicts/lists without cycles; with the cyclic GC on, its full
-    # collections walk every live batch again and again (3-4x the build time). Off while building.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    # Three threads share the GIL here; a writer back from PostgreSQL should not wait the default 5 ms.
+
+def _preload(conn: psycopg.Connection, files: BulkFiles, stats: PreloadStats, projections: list[list[str]],
+             proc: subprocess.Popen | None, *, wanted: Iterable[str] | pa.Array | NpiSet | None, batch_rows: int,
+             api_run_id: str | None, taxonomy_descriptions: Mapping[str, str] | None, block_size: int,
+             writers: int) -> None:
+    wanted_set = _as_npi_set(wanted_npis(conn) if wanted is None else wanted)
+    stats.wanted = len(wanted_set)
+    if len(wanted_set) == 0:
+        return
+    superseded = _superseded(files, wanted_set)
+    replaced: set[str] = set()
+    jobs = [(str(b.main), columns) for b, columns in zip(files.bundles, projections, strict=True)]
+    if proc is not None:
+        # deep: the reader keeps parsing while the side members are loaded here
+        events = _prefetch(_filtered_in_process(jobs, wanted_set, superseded, block_size, proc), depth=PREFETCH_BLOCKS)
+    else:
+        events = _filtered(jobs, wanted_set, superseded, block_size, two_step=True)
+
+    # Two writer threads and this one share the GIL (the Arrow kernels and the socket I/O release it);
+    # a writer back from PostgreSQL should not wait the default 5 ms.
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(min(switch_interval, 0.0005))
     extra = _sibling_connections(conn, writers - 1) if writers > 1 else []
     writer = _Writer([conn, *extra])
+    descriptions = _Lookup(taxonomy_descriptions) if taxonomy_descriptions else None
+    sides: dict[str, _Side] = {}
+    bundle = files.monthly
+    held: list[pa.RecordBatch] = []  # kept rows not built yet (fewer than batch_rows but at a bundle's end)
+    held_rows = 0
+
+    def build(rows: pa.RecordBatch) -> None:
+        npis, texts, deactivated = _results_json(rows, sides, descriptions, bundle.name)
+        stats.wanted_found += len(npis)
+        stats.deactivated += deactivated
+        params = {"source_file": bundle.name}
+        writer.put(lambda c: cache.upsert_json(c, "npi", npis, texts, status="found", source="bulk",
+                                               request_params=params, api_run_id=api_run_id))
+        stats.batches += 1
+
+    def flush(final: bool) -> None:
+        """Build and hand over batch_rows kept rows at a time (at a bundle's end, the rest too)."""
+        nonlocal held, held_rows
+        while held_rows >= batch_rows or (final and held_rows):
+            rows = _concat(held)
+            rest = rows.slice(batch_rows)
+            held, held_rows = ([rest] if rest.num_rows else []), rest.num_rows
+            build(rows.slice(0, batch_rows))
+
     try:
-        pending: list[CacheRow] = []
-        sides: dict[str, _Side] = {}
-        bundle, params = files.monthly, {}
         loop_started = time.perf_counter()
         while True:
             t0 = time.perf_counter()
@@ -1109,38 +1650,23 @@ def preload(conn: psycopg.Connection, files: BulkFiles, *,
                 break
             if event[0] == "start":
                 bundle = files.bundles[event[1]]
-                params = {"source_file": bundle.name}
                 sides = {}  # the previous bundle's side rows go first
                 sides = {kind: _Side(getattr(bundle, kind), kind, wanted_set, stats)
                          for kind in SIDE_KINDS if getattr(bundle, kind) is not None}
                 continue
             if event[0] == "end":
+                flush(final=True)
                 stats.rows_read[bundle.name] = event[2]
                 log.info("%s: %s rows read; %s wanted NPIs found so far", bundle.main, f"{event[2]:,}",
                          f"{stats.wanted_found:,}")
                 continue
             _kind, _k, _rows, batch, skipped = event
             replaced.update(skipped)
-            if batch is None:
-                continue
-            block = _Block(batch)
-            npis = block.get("NPI")
-            block_sides = {kind: side.entries(npis) for kind, side in sides.items()}
-            for npi, result, deactivated in _results(block, block_sides, taxonomy_descriptions):
-                pending.append(CacheRow(npi, "found", "bulk", url=None, request_params=params,
-                                        api_run_id=api_run_id,
-                                        response_json={"result_count": 1, "results": [result],
-                                                       "source": SOURCE_TAG, "file": bundle.name}))
-                stats.wanted_found += 1
-                stats.deactivated += deactivated
-                if len(pending) >= batch_rows:
-                    writer.put(pending)
-                    stats.batches += 1
-                    pending = []
+            if batch is not None and batch.num_rows:
+                held.append(batch)
+                held_rows += batch.num_rows
+                flush(final=False)
         stats.build_seconds = time.perf_counter() - loop_started
-        if pending:
-            writer.put(pending)
-            stats.batches += 1
         t0 = time.perf_counter()
         writer.close()
         writer.waited += time.perf_counter() - t0
@@ -1150,13 +1676,9 @@ def preload(conn: psycopg.Connection, files: BulkFiles, *,
         for c in extra:
             c.close()
         sys.setswitchinterval(switch_interval)
-        if gc_was_enabled:
-            gc.enable()
     stats.write_seconds, stats.write_wait_seconds = writer.busy, writer.waited
     stats.build_seconds -= stats.read_seconds + stats.write_wait_seconds
     stats.replaced_by_weekly = len(replaced)
-    stats.seconds = time.perf_counter() - started
-    return stats
 
 
 # ---------------------------------------------------------------------------------------------- provider facts

@@ -193,14 +193,19 @@ def test_preload_resolves_exactly_the_bulk_npis_like_the_api(maps_db, nppes_root
     assert stats.batches >= 2 and stats.seconds > 0
 
 
-def test_reader_process_gives_the_same_cache(maps_db, nppes_root, universe, taxonomy_desc):
-    """The reader process (what big files get) and the in-process reader write identical rows."""
+@pytest.mark.parametrize("split", [False, True], ids=["whole-files", "chunks"])
+def test_reader_process_gives_the_same_cache(maps_db, nppes_root, universe, taxonomy_desc, monkeypatch, split):
+    """The reader process (what big files get; a big main file is parsed in chunks by several threads,
+    which `split` forces here for every file) and the in-process reader write identical rows."""
     files = find_bulk_files(nppes_root)
     threaded = preload(maps_db, files, wanted=universe["wanted"], taxonomy_descriptions=taxonomy_desc,
                        reader="thread", block_size=16_384)
     expected = cache_rows(maps_db)
     maps_db.execute("TRUNCATE maps.npi_cache")
     maps_db.commit()
+    if split:
+        monkeypatch.setattr(nppes_bulk, "CHUNK_BYTES", 20_000)
+        monkeypatch.setattr(nppes_bulk, "PARSE_THREADS", 3)
     separate = preload(maps_db, files, wanted=universe["wanted"], taxonomy_descriptions=taxonomy_desc,
                        reader="process", block_size=16_384)
     assert (threaded.reader, separate.reader) == ("thread", "process")
@@ -295,6 +300,23 @@ def test_malformed_row_names_file_and_line(maps_db, nppes_root, universe, tmp_pa
     assert "line 10" in str(exc.value)
 
 
+def test_malformed_row_in_a_later_chunk_names_its_line(maps_db, nppes_root, universe, tmp_path, monkeypatch):
+    """A big main file is parsed in chunks (byte ranges) by several threads: a bad row in a later chunk
+    still gets the file's own line number (the lines before its chunk are counted on that error path)."""
+    copy_bundle(nppes_root, tmp_path / "nppes")
+    files = find_bulk_files(tmp_path / "nppes")
+    with files.monthly.main.open(newline="", encoding="utf-8") as f:
+        rows = len(list(csv.reader(f)))
+    bad_at = rows - 5  # in one of the last chunks
+    rewrite(files.monthly.main, lambda rows: [*rows[:bad_at - 1], ["1234567893", "1", "only three"], *rows[bad_at - 1:]])
+    monkeypatch.setattr(nppes_bulk, "CHUNK_BYTES", 20_000)
+    monkeypatch.setattr(nppes_bulk, "PARSE_THREADS", 3)
+    with pytest.raises(NppesBulkError, match="malformed row.*Expected 330 columns, got 3") as exc:
+        preload(maps_db, files, wanted=universe["wanted"], reader="process", block_size=16_384)
+    assert exc.value.source == str(files.monthly.main)
+    assert exc.value.line == bad_at
+
+
 def test_malformed_row_in_a_later_block_keeps_the_batches_before_it(maps_db, nppes_root, universe, tmp_path):
     """Small blocks: the bad row is met by the threaded reader after rows were already upserted; the
     line is found by a serial re-read, and what was written is correct (bulk rows of earlier lines)."""
@@ -312,6 +334,42 @@ def test_malformed_row_in_a_later_block_keeps_the_batches_before_it(maps_db, npp
         assert {(r[0], r[1]) for r in rows.values()} == {("found", "bulk")}
 
 
+def test_text_that_is_not_utf8_is_a_malformed_row(maps_db, nppes_root, universe, tmp_path):
+    """Only the NPI column of every row is converted (the other columns of the wanted rows only), yet a
+    value that is not UTF-8 in any row still stops the run with its file and line."""
+    copy_bundle(nppes_root, tmp_path / "nppes")
+    files = find_bulk_files(tmp_path / "nppes")
+    lines = files.monthly.main.read_bytes().split(b"\r\n")
+    assert lines[500].split(b",")[0].strip(b'"').decode() not in universe["wanted"]  # a filler provider
+    lines[500] = lines[500].replace(b'","', b'","\xff', 1)
+    files.monthly.main.write_bytes(b"\r\n".join(lines))
+    with pytest.raises(NppesBulkError, match="malformed row: a value is not UTF-8") as exc:
+        preload(maps_db, files, wanted=universe["wanted"], block_size=16_384)
+    assert exc.value.source == str(files.monthly.main) and exc.value.line == 501
+
+
+def test_empty_lines_and_cr_line_ends_read_the_same(maps_db, nppes_root, universe, taxonomy_desc, tmp_path):
+    """A piece with an empty line is parsed whole; a file whose lines end with CR alone is read plainly:
+    both give the cache the file with ordinary line ends gives."""
+    caches = {}
+    for name in ("as_is", "empty_line", "cr"):
+        maps_db.execute("TRUNCATE maps.npi_cache")
+        maps_db.commit()
+        copy_bundle(nppes_root, tmp_path / name)
+        files = find_bulk_files(tmp_path / name)
+        lines = files.monthly.main.read_bytes().split(b"\r\n")
+        if name == "empty_line":
+            lines.insert(201, b"")
+        files.monthly.main.write_bytes((b"\r" if name == "cr" else b"\r\n").join(lines))
+        stats = preload(maps_db, files, wanted=universe["wanted"], taxonomy_descriptions=taxonomy_desc,
+                        block_size=16_384)
+        caches[name] = cache_rows(maps_db)
+        assert stats.rows_read[files.monthly.name] == universe["manifest"]["counts"]["nppes.monthly_rows"]
+    assert len(caches["as_is"]) > 100
+    assert caches["empty_line"] == caches["as_is"]
+    assert caches["cr"] == caches["as_is"]
+
+
 def test_a_failing_database_is_reported_not_hung(db_conninfo, nppes_root, universe):
     import psycopg
 
@@ -319,6 +377,99 @@ def test_a_failing_database_is_reported_not_hung(db_conninfo, nppes_root, univer
     conn.close()
     with pytest.raises(psycopg.OperationalError):
         preload(conn, find_bulk_files(nppes_root), wanted=universe["wanted"], batch_rows=10)
+
+
+# ---------------------------------------------------------------------------------------------- rare values
+
+
+def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
+    """Replace the data rows of an NPPES CSV (its own header kept; columns not given are empty)."""
+    with path.open(newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f))
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(
+            [header, *([r.get(c, "") for c in header] for r in rows)])
+
+
+def test_rare_values_come_out_as_the_api_shapes_them(maps_db, nppes_root, tmp_path):
+    """Quotes, backslashes, control characters, other scripts, foreign addresses, unknown codes,
+    reactivation, side rows replacing the main file's other name: the JSON is built column-wise as
+    text, so each of these is checked against the API shape written out by hand."""
+    copy_bundle(nppes_root, tmp_path / "nppes")
+    files = find_bulk_files(tmp_path / "nppes")
+    a, b, c, d = "1234567893", "1457300006", "1003000126", "1992999999"
+    loc, mail = "Business Practice Location Address", "Business Mailing Address"
+    write_rows(files.monthly.main, [
+        {"NPI": a, "Entity Type Code": "1", "Provider First Name": 'JO"HN', "Provider Last Name (Legal Name)": "O\\B",
+         "Provider Credential Text": "M.D.\tPH.D.\x01", "Is Sole Proprietor": "Y", "Provider Sex Code": "F",
+         f"Provider First Line {loc}": "1 RUE", f"Provider {loc} City Name": "MONTRÉAL",
+         f"Provider {loc} Country Code (If outside U.S.)": "CA", f"Provider {loc} Telephone Number": "6175551234",
+         f"Provider {loc} Postal Code": "H2X", "Provider Enumeration Date": "07/06/2007",
+         "Last Update Date": "2007-07-06", "Healthcare Provider Taxonomy Code_1": "207Q00000X",
+         "Healthcare Provider Primary Taxonomy Switch_1": "Y", "Healthcare Provider Taxonomy Group_1": "G1",
+         "Healthcare Provider Taxonomy Code_3": "XYZ", "Provider License Number_3": "L3",
+         "Provider License Number State Code_3": "MA", "Other Provider Identifier_2": "77",
+         "Other Provider Identifier Type Code_2": "05", "Other Provider Identifier_4": "88",
+         "Other Provider Identifier Type Code_4": "42", "Provider Other First Name": "ALIAS",
+         "Provider Other Last Name Type Code": "1", "Provider Other Organization Name": "ACME",
+         "Provider Other Organization Name Type Code": "3"},
+        {"NPI": b, "Entity Type Code": "2", "Provider Organization Name (Legal Business Name)": "CAFÉ ☕ \u2028",
+         "Authorized Official Telephone Number": "8005550000", "Is Organization Subpart": "N",
+         "Is Sole Proprietor": "Y", "Provider First Name": "NOT FOR ORGS", f"Provider First Line {mail}": "PO BOX 1",
+         "Provider Other Organization Name": "IGNORED", "Provider Other Organization Name Type Code": "3",
+         "NPI Deactivation Date": "01/01/2020", "NPI Reactivation Date": "02/01/2020"},
+        {"NPI": c, "Entity Type Code": "", "NPI Deactivation Date": "03/04/2021", "NPI Reactivation Date": "01/01/2020",
+         "Provider First Name": "GONE"},
+        {"NPI": d, "Entity Type Code": "1", "Provider First Name": "X", "Is Sole Proprietor": "?"},
+    ])
+    write_rows(files.monthly.pl, [{"NPI": a, "Provider Secondary Practice Location Address- Address Line 1": "2 ST",
+                                   "Provider Secondary Practice Location Address- Telephone Number": "６１７５５５１２３４",
+                                   "Provider Secondary Practice Location Address- Telephone Extension": "12",
+                                   "Provider Secondary Practice Location Address- Fax Number": "617555123"}])
+    write_rows(files.monthly.endpoint, [{"NPI": b, "Endpoint Type": "FHIR", "Endpoint": "https://x/\"y\"",
+                                         "Affiliation Address Country": "DE"},
+                                        {"NPI": b, "Endpoint Type": "DIRECT", "Endpoint": "b@x.org"}])
+    write_rows(files.monthly.othername, [{"NPI": b, "Provider Other Organization Name": "SIDE NAME",
+                                          "Provider Other Organization Name Type Code": "9"}])
+    stats = preload(maps_db, files, wanted=[a, b, c, d], taxonomy_descriptions={"207Q00000X": 'Family "Medicine"'})
+    got = {npi: row[7]["results"][0] for npi, row in cache_rows(maps_db).items()}
+    assert (stats.wanted_found, stats.deactivated) == (4, 1)
+
+    us = {"country_code": "US", "country_name": "United States", "address_type": "DOM"}
+    assert got[a] == {
+        "enumeration_type": "NPI-1", "number": a,
+        "basic": {"first_name": 'JO"HN', "last_name": "O\\B", "credential": "M.D.\tPH.D.\x01", "sole_proprietor": "YES",
+                  "sex": "F", "enumeration_date": "2007-07-06", "last_updated": "2007-07-06", "status": "A"},
+        "addresses": [{"country_code": "CA", "address_type": "FGN", "address_1": "1 RUE", "address_2": "",
+                       "city": "MONTRÉAL", "state": "", "postal_code": "H2X", "telephone_number": "617-555-1234",
+                       "address_purpose": "LOCATION"}],
+        "practiceLocations": [{**us, "address_1": "2 ST", "address_2": "", "city": "", "state": "", "postal_code": "",
+                               "telephone_number": "６１７-５５５-１２３４", "telephone_extension": "12",
+                               "fax_number": "617555123"}],
+        "taxonomies": [{"code": "207Q00000X", "taxonomy_group": "G1", "desc": 'Family "Medicine"', "state": "",
+                        "license": None, "primary": True},
+                       {"code": "XYZ", "taxonomy_group": "", "state": "MA", "license": "L3", "primary": False}],
+        "identifiers": [{"code": "05", "desc": "MEDICAID", "issuer": "", "identifier": "77", "state": ""},
+                        {"code": "42", "desc": "Other", "issuer": "", "identifier": "88", "state": ""}],
+        "endpoints": [],
+        "other_names": [{"type": "Former Name", "code": "1", "first_name": "ALIAS"},
+                        {"organization_name": "ACME", "code": "3", "type": "Doing Business As"}],
+    }
+    assert got[b] == {
+        "enumeration_type": "NPI-2", "number": b,
+        "basic": {"organization_name": "CAFÉ ☕ \u2028", "authorized_official_telephone_number": "800-555-0000",
+                  "organizational_subpart": "NO", "status": "A"},  # reactivated after the deactivation
+        "addresses": [{**us, "address_1": "PO BOX 1", "address_2": "", "city": "", "state": "", "postal_code": "",
+                       "address_purpose": "MAILING"}],
+        "practiceLocations": [], "taxonomies": [], "identifiers": [],
+        "endpoints": [{"endpointType": "FHIR", "endpoint": 'https://x/"y"', "country_code": "DE", "address_type": "FGN"},
+                      {"endpointType": "DIRECT", "endpoint": "b@x.org", **us}],
+        "other_names": [{"organization_name": "SIDE NAME", "code": "9", "type": "Other Name"}],
+    }
+    assert got[c] == {"enumeration_type": None, "number": c, "addresses": [], "practiceLocations": [],
+                      "basic": {"status": "D", "deactivation_date": "2021-03-04"}, "taxonomies": [], "identifiers": [],
+                      "endpoints": [], "other_names": []}
+    assert got[d]["basic"] == {"first_name": "X", "status": "A"} and got[d]["addresses"] == []
 
 
 # ---------------------------------------------------------------------------------------------- helpers
