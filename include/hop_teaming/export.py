@@ -1,6 +1,20 @@
-"""The parquet export of a year's enriched edges, streamed: PostgreSQL's `COPY … TO STDOUT (FORMAT csv)`
-feeds a pipe that pyarrow's streaming CSV reader parses block by block into a ParquetWriter, so memory
-stays flat at any number of edges. Written to a temporary name and renamed into place."""
+"""The parquet export of a year's enriched edges: exactly the rows and columns of the view
+hop.edges_enriched for the year, built without asking PostgreSQL to join and print ~200M wide rows.
+
+The view joins the compact scored edges (`hop.edges`) to both ends' facts (`hop.npis`, ~2M rows a year)
+and the year's source file (`hop.loads`). Here the year's NPI facts are read once into an Arrow table
+sorted by NPI; the edges are streamed with `COPY … TO STDOUT (FORMAT csv)` through pyarrow's streaming
+CSV reader, and each block gets both ends' facts by a hash lookup (pandas' Index) and `take`,
+then goes to a ParquetWriter. Memory: the NPI facts plus a block or two of edges, at any number of
+edges. The column list and types are the view's (information_schema): a view column that is neither an
+edge column, the source file, nor `from_` / `to_` + an NPI fact column is refused, so the two cannot
+drift apart silently.
+
+Row order: the edges partition's physical order (synchronized scans off, so the scan starts at the
+first block): checks.sql writes it sorted by the unordered NPI pair, so an edge and its reverse edge are
+neighbours, and a rerun of the same file writes the same order. Written to a temporary name and renamed
+into place.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +22,19 @@ import os
 import threading
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
 
+from include.hop_teaming.load import HopTeamingError
+
 ARROW_TYPES = {"bigint": pa.int64(), "integer": pa.int32(), "smallint": pa.int16(), "double precision": pa.float64(),
                "real": pa.float32(), "numeric": pa.float64(), "boolean": pa.bool_(), "date": pa.date32()}
+SIDES = ("from", "to")
 
 
 def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[str, pa.DataType]]:
@@ -26,40 +45,134 @@ def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[st
     return [(name, ARROW_TYPES.get(data_type, pa.string())) for name, data_type in rows]
 
 
+def _plan(view: list[tuple[str, pa.DataType]], edge_columns: set[str], npi_columns: set[str]):
+    """Where each view column comes from: ("edge", name) | ("source_file", None) | (side, npi column)."""
+    plan = []
+    for name, _ in view:
+        if name in edge_columns:
+            plan.append(("edge", name))
+        elif name == "source_file":
+            plan.append(("source_file", None))
+        elif (side := name.split("_", 1)[0]) in SIDES and name.split("_", 1)[1] in npi_columns - {"npi", "year"}:
+            plan.append((side, name.split("_", 1)[1]))
+        else:
+            raise HopTeamingError(f"hop.edges_enriched has column {name!r}, which the parquet export cannot build "
+                                  "(include/hop_teaming/export.py)", source="hop.edges_enriched")
+    return plan
+
+
+def _copy_csv(conn: psycopg.Connection, query: sql.Composable, sink) -> None:
+    with conn.cursor() as cur, cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy:
+        for data in copy:
+            sink.write(data)
+
+
+def _read_npis(conn: psycopg.Connection, year: int, columns: list[str], types: dict[str, pa.DataType]) -> pa.Table:
+    """The year's NPI facts (`npi` first), sorted by NPI."""
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with os.fdopen(write_fd, "wb") as sink:
+                _copy_csv(conn, sql.SQL("SELECT {} FROM hop.npis WHERE year = {} ORDER BY npi").format(
+                    sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Literal(int(year))), sink)
+        except BaseException as exc:
+            failure.append(exc)
+
+    producer = threading.Thread(target=produce, name="hop-export-npis", daemon=True)
+    producer.start()
+    try:
+        with os.fdopen(read_fd, "rb") as source:
+            table = pacsv.read_csv(source, read_options=pacsv.ReadOptions(column_names=columns),
+                                   convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True))
+    finally:
+        producer.join()
+    if failure:
+        raise failure[0]
+    return table
+
+
 def edges_parquet(conn: psycopg.Connection, year: int, out_dir: Path) -> Path:
-    """`<out_dir>/edges_enriched_<year>.parquet` from the view hop.edges_enriched."""
-    columns = _columns(conn, "hop", "edges_enriched")
+    """`<out_dir>/edges_enriched_<year>.parquet`: the year's rows of the view hop.edges_enriched."""
+    y = int(year)
+    view = _columns(conn, "hop", "edges_enriched")
+    edge_columns = [n for n, _ in _columns(conn, "hop", "edges")]
+    npi_columns = [n for n, _ in _columns(conn, "hop", "npis")]
+    loaded = conn.execute("SELECT source_file FROM hop.loads WHERE year = %s", (y,)).fetchone()
     conn.rollback()
+    if loaded is None:
+        raise HopTeamingError(f"year {y} is not published (no hop.loads row)", source="hop.loads")
+    types = dict(view)
+    plan = _plan(view, set(edge_columns), set(npi_columns))
+    wanted_edges = [c for kind, c in plan if kind == "edge"]
+    for side in SIDES:  # both ends are looked up, whether or not the view shows them
+        if f"{side}_npi" not in wanted_edges:
+            wanted_edges.append(f"{side}_npi")
+    facts = sorted({c for kind, c in plan if kind in SIDES})
+    fact_types = {"npi": pa.int64()}
+    for kind, c in plan:
+        if kind in SIDES:
+            fact_types[c] = types[f"{kind}_{c}"]
+    npis = _read_npis(conn, y, ["npi", *facts], fact_types)
+    index = pd.Index(npis.column("npi").to_numpy())  # a hash lookup: NPI -> row
+    # A text fact with few distinct values (state, taxonomy, classification, ...) is dictionary-encoded
+    # once: each edge then takes a small integer instead of copying the text (parquet stores both
+    # forms as the same strings; pyarrow reads them back as dictionary columns).
+    fact_arrays = {}
+    for c in facts:
+        column = npis.column(c).combine_chunks()
+        if pa.types.is_string(column.type) and len(column) and pc.count_distinct(column).as_py() <= len(column) // 4:
+            column = pc.dictionary_encode(column)
+        fact_arrays[c] = column
+    schema = pa.schema([(name, fact_arrays[c].type if kind in SIDES else t)
+                        for (kind, c), (name, t) in zip(plan, view, strict=True)])
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"edges_enriched_{int(year)}.parquet"
+    target = out_dir / f"edges_enriched_{y}.parquet"
     tmp = target.with_name(f".{target.name}.partial")
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
 
     def produce() -> None:
         try:
-            with os.fdopen(write_fd, "wb") as sink, conn.cursor() as cur:
-                stmt = sql.SQL("COPY (SELECT * FROM hop.edges_enriched WHERE year = {} ORDER BY from_npi, to_npi) "
-                               "TO STDOUT (FORMAT csv)").format(sql.Literal(int(year)))
-                with cur.copy(stmt) as copy:
-                    for data in copy:
-                        sink.write(data)
+            with os.fdopen(write_fd, "wb") as sink:
+                # the scan starts at block 0 (see the module docstring: the row order)
+                conn.execute("SET LOCAL synchronize_seqscans = off")
+                _copy_csv(conn, sql.SQL("SELECT {} FROM hop.edges WHERE year = {}").format(
+                    sql.SQL(", ").join(map(sql.Identifier, wanted_edges)), sql.Literal(y)), sink)
         except BaseException as exc:
             failure.append(exc)
 
-    producer = threading.Thread(target=produce, name="hop-export-copy", daemon=True)
+    def positions(batch: pa.RecordBatch, side: str) -> pa.Array:
+        at = index.get_indexer(batch.column(f"{side}_npi").to_numpy(zero_copy_only=False))
+        if (at < 0).any():
+            raise HopTeamingError(f"year {y}: an edge's {side}_npi is not among the year's hop.npis",
+                                  source="hop.edges")
+        return pa.array(at)
+
+    producer = threading.Thread(target=produce, name="hop-export-edges", daemon=True)
     producer.start()
-    schema = pa.schema(columns)
     try:
         with os.fdopen(read_fd, "rb") as source:
             reader = pacsv.open_csv(
                 source,
-                read_options=pacsv.ReadOptions(column_names=[n for n, _ in columns], block_size=8 << 20),
-                convert_options=pacsv.ConvertOptions(column_types=dict(columns), strings_can_be_null=True),
+                read_options=pacsv.ReadOptions(column_names=wanted_edges, block_size=8 << 20),
+                convert_options=pacsv.ConvertOptions(column_types={c: types.get(c, pa.int64()) for c in wanted_edges},
+                                                     strings_can_be_null=True),
             )
             with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
                 for batch in reader:
-                    writer.write_batch(batch)
+                    at = {side: positions(batch, side) for side in SIDES}
+                    arrays = []
+                    for (kind, c), (name, _) in zip(plan, view, strict=True):
+                        if kind == "edge":
+                            arrays.append(batch.column(c))
+                        elif kind == "source_file":
+                            arrays.append(pa.array([loaded[0]] * batch.num_rows, types[name]))
+                        else:
+                            arrays.append(fact_arrays[c].take(at[kind]))
+                    writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -4,6 +4,8 @@ replaces a year exactly, the parquet export, the backfill plan."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import localenv
 import pyarrow.parquet as pq
 import pytest
@@ -96,6 +98,17 @@ def test_every_year_checked_enriched_and_published(dagbag, downloaded, tiny_sand
         assert scalar(pg, recomputed, year) == 0
         parquet = downloaded / "output" / "hop_teaming" / f"edges_enriched_{year}.parquet"
         assert pq.ParquetFile(parquet).metadata.num_rows == enriched
+        # the export is the view, row for row and column for column
+        exported = pq.read_table(parquet)
+        view_rows = pg.execute(sql.SQL("SELECT {} FROM hop.edges_enriched WHERE year = %s").format(
+            sql.SQL(", ").join(map(sql.Identifier, exported.column_names))), (year,)).fetchall()
+        pg.rollback()
+        as_python = sorted(tuple(float(v) if isinstance(v, Decimal) else v for v in r) for r in view_rows)
+        assert sorted(zip(*(exported.column(c).to_pylist() for c in exported.column_names), strict=True)) == as_python
+        assert [c for c in exported.column_names] == [r[0] for r in pg.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'hop' "
+            "AND table_name = 'edges_enriched' ORDER BY ordinal_position")]
+        pg.rollback()
 
     # a rerun of one year replaces it exactly; the other years are untouched
     year, other = years[-1], years[0]
