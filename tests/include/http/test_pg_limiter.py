@@ -55,10 +55,14 @@ def test_two_workers_share_one_budget(db_conninfo):
     assert achieved >= 0.9 * rate, f"achieved {achieved:.2f}/s of {rate}/s in {elapsed:.1f}s"
 
 
-def test_penalise_pushes_every_worker(db_conninfo):
+def _two_workers(db_conninfo: str, rate: float) -> tuple[PgRateLimiter, PgRateLimiter]:
+    """Two workers' limiters sharing one fresh budget."""
     name = f"test-{uuid.uuid4().hex[:8]}"
-    a = PgRateLimiter(lambda: psycopg.connect(db_conninfo), name, 50.0)
-    b = PgRateLimiter(lambda: psycopg.connect(db_conninfo), name, 50.0)
+    return tuple(PgRateLimiter(lambda: psycopg.connect(db_conninfo), name, rate) for _ in range(2))
+
+
+def test_penalise_pushes_every_worker(db_conninfo):
+    a, b = _two_workers(db_conninfo, 50.0)
     try:
         a.acquire()
         a.penalise(0.6)
@@ -182,9 +186,7 @@ def test_late_senders_never_put_three_requests_in_one_second_at_the_server(sandb
 
 
 def test_a_worker_that_dies_between_reserving_and_sending_stalls_nobody(db_conninfo):
-    name = f"test-{uuid.uuid4().hex[:8]}"
-    dead = PgRateLimiter(lambda: psycopg.connect(db_conninfo), name, 2.0)
-    alive = PgRateLimiter(lambda: psycopg.connect(db_conninfo), name, 2.0)
+    dead, alive = _two_workers(db_conninfo, 2.0)
     try:
         dead.acquire()  # one real send
         dead.reserve()  # the next slot, reserved and waited for: then the process dies before sending
