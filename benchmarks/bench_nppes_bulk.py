@@ -186,6 +186,26 @@ def run_child(args: list[str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def drop_database(dbname: str, patience: float = 120.0) -> None:
+    """DROP the scratch database. An autovacuum worker busy in it (after millions of inserts) cannot be
+    terminated by a non-superuser, so the drop is retried until it is done; then a warning, not an
+    error (the figures are worth more than the cleanup)."""
+    import psycopg
+    from psycopg import sql
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with psycopg.connect(db_conninfo(), autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            return
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse) as exc:
+            if time.monotonic() > deadline:
+                print(f"warning: scratch database {dbname} not dropped ({exc}); drop it by hand", flush=True)
+                return
+            time.sleep(2)
+
+
 class BackendCpu:
     """CPU seconds of the PostgreSQL backends serving `dbname` (their process titles name it), sampled
     every 0.2 s from /proc while the block runs: what preload costs on the server's side (a backend
@@ -301,8 +321,7 @@ def main() -> int:
             size = conn.execute("SELECT pg_total_relation_size('maps.npi_cache')").fetchone()[0]
     finally:
         if not a.keep:
-            with psycopg.connect(db_conninfo(), autocommit=True) as admin:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            drop_database(dbname)
 
     per_is_in, per_set = is_in_cost(wanted_file)
     print(table([
