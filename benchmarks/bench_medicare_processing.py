@@ -26,7 +26,7 @@ its peak temp usage, the peak itself needs pg_ls_tmpdir, a superuser function) c
 
 The benchmark owns the medicare_* schemas of the claimsflow_db database (dev profile: `claimsflow`)
 while it runs: it drops medicare_raw, medicare, medicare_audit, medicare_qc and the build schemas,
-and the medicare_raw load records, at every size. Rerun `make demo` afterwards.
+and the medicare_raw load records, at every size and at the end. Rerun `make demo` afterwards.
 
 Usage:
     python benchmarks/bench_medicare_processing.py [--n 1000000] [--factor 10] [--years 2]
@@ -388,6 +388,7 @@ def main() -> int:
             conn.rollback()
             conn.execute(q("DROP SCHEMA IF EXISTS {} CASCADE", sql.Identifier(BENCH)))
             conn.commit()
+            owned_reset(conn)  # the 10N tables would make every later processing run slow
 
     a, b = sizes
     na, nb = f"N={a:,}", f"{args.factor}N={b:,}"
