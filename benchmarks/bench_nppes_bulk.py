@@ -249,6 +249,31 @@ class BackendCpu:
 # ---------------------------------------------------------------------------------------------- main
 
 
+def report(base: dict, pre: dict, backend_cpu: float, size: int, wanted_file: Path, literal_is_in: bool,
+           load_before: float, load_after: float) -> None:
+    per_is_in, per_set = is_in_cost(wanted_file)
+    print(table([
+        (f"pyarrow projected read + {'pc.is_in' if literal_is_in else 'NpiSet filter'}", f"{base['rows_read']:,}", f"{base['found']:,}", f"{base['seconds']:.1f}",
+         f"{base['cpu']:.1f}", f"{base['rows_read'] / base['seconds']:,.0f}", f"{base['rss_mb']:,.0f}"),
+        ("nppes_bulk.preload -> cache", f"{pre['rows_read']:,}", f"{pre['found']:,}", f"{pre['seconds']:.1f}",
+         f"{pre['cpu']:.1f}", f"{pre['rows_read'] / pre['seconds']:,.0f}", f"{pre['rss_mb']:,.0f}"),
+    ], ("method", "main rows", "wanted rows", "seconds", "CPU s*", "rows/s", "peak RSS MB")))
+    print("* CPU of the Python process(es): preload's includes its reader process, not the PostgreSQL backends "
+          f"(those used {backend_cpu:.1f} CPU s more, sampled)")
+    print(f"wanted {pre['wanted']:,} NPIs; replaced by weekly {pre['replaced_by_weekly']:,}; deactivated "
+          f"{pre['deactivated']:,}; maps.npi_cache {size / 2**20:,.0f} MB")
+    print(f"filter cost per 3,600-row block against {pre['wanted']:,} NPIs: pc.is_in {per_is_in * 1000:,.1f} ms "
+          f"(its value set is hashed again on every call), NpiSet.mask {per_set * 1000:,.2f} ms")
+    print("preload time: " + ", ".join(f"{k.removesuffix('_seconds')} {v} s" for k, v in pre["parts"].items())
+          + " (write runs on its own thread, overlapping read/build)")
+    total_rss = pre["rss_mb"] + pre["reader_rss_mb"]
+    print(f"preload reader: {pre['reader']}; peak RSS of its reader process {pre['reader_rss_mb']:,.0f} MB")
+    print(f"1-minute load average before the two runs {load_before:.2f}, after {load_after:.2f} (on a machine "
+          "busy with other work both runs are slower, preload more: it needs both cores)")
+    print(f"ratio preload/pyarrow: {pre['seconds'] / base['seconds']:.2f}x (goal <= 1.3x); peak RSS preload "
+          f"{pre['rss_mb'] / 1024:.2f} GB, with its reader process {total_rss / 1024:.2f} GB (goal <= 1.5 GB)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=9_000_000)
@@ -319,31 +344,10 @@ def main() -> int:
         load_after = os.getloadavg()[0]
         with psycopg.connect(db_conninfo(dbname)) as conn:
             size = conn.execute("SELECT pg_total_relation_size('maps.npi_cache')").fetchone()[0]
+        report(base, pre, backends.seconds, size, wanted_file, a.literal_is_in, load_before, load_after)
     finally:
         if not a.keep:
             drop_database(dbname)
-
-    per_is_in, per_set = is_in_cost(wanted_file)
-    print(table([
-        (f"pyarrow projected read + {'pc.is_in' if a.literal_is_in else 'NpiSet filter'}", f"{base['rows_read']:,}", f"{base['found']:,}", f"{base['seconds']:.1f}",
-         f"{base['cpu']:.1f}", f"{base['rows_read'] / base['seconds']:,.0f}", f"{base['rss_mb']:,.0f}"),
-        ("nppes_bulk.preload -> cache", f"{pre['rows_read']:,}", f"{pre['found']:,}", f"{pre['seconds']:.1f}",
-         f"{pre['cpu']:.1f}", f"{pre['rows_read'] / pre['seconds']:,.0f}", f"{pre['rss_mb']:,.0f}"),
-    ], ("method", "main rows", "wanted rows", "seconds", "CPU s*", "rows/s", "peak RSS MB")))
-    print("* CPU of the Python process(es): preload's includes its reader process, not the PostgreSQL backends "
-          f"(those used {backends.seconds:.1f} CPU s more, sampled)")
-    print(f"wanted {pre['wanted']:,} NPIs; replaced by weekly {pre['replaced_by_weekly']:,}; deactivated "
-          f"{pre['deactivated']:,}; maps.npi_cache {size / 2**20:,.0f} MB")
-    print(f"filter cost per 3,600-row block against {pre['wanted']:,} NPIs: pc.is_in {per_is_in * 1000:,.1f} ms "
-          f"(its value set is hashed again on every call), NpiSet.mask {per_set * 1000:,.2f} ms")
-    print("preload time: " + ", ".join(f"{k.removesuffix('_seconds')} {v} s" for k, v in pre["parts"].items())
-          + " (write runs on its own thread, overlapping read/build)")
-    total_rss = pre["rss_mb"] + pre["reader_rss_mb"]
-    print(f"preload reader: {pre['reader']}; peak RSS of its reader process {pre['reader_rss_mb']:,.0f} MB")
-    print(f"1-minute load average before the two runs {load_before:.2f}, after {load_after:.2f} (on a machine "
-          "busy with other work both runs are slower, preload more: it needs both cores)")
-    print(f"ratio preload/pyarrow: {pre['seconds'] / base['seconds']:.2f}x (goal <= 1.3x); peak RSS preload "
-          f"{pre['rss_mb'] / 1024:.2f} GB, with its reader process {total_rss / 1024:.2f} GB (goal <= 1.5 GB)")
     return 0
 
 

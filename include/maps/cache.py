@@ -132,11 +132,25 @@ def _copy_field(value: str | None) -> str:
 
 def _copy_fields(values: pa.Array) -> pa.Array:
     """`_copy_field` column-wise (nulls stay null)."""
-    if not pc.any(pc.match_substring_regex(values, r"[\\\t\n\r]")).as_py():
+    if not _may_need_copy_escapes(values):
         return values
     for char, escaped in _COPY_ESCAPES:
         values = pc.replace_substring(values, char, escaped)
     return values
+
+
+def _may_need_copy_escapes(values: pa.Array) -> bool:
+    """Could a value have a backslash, tab, newline or carriage return? A scan of the data bytes (for
+    10k JSON texts, 12 MB, a few ms; a regex takes 5 times as long): any backslash or byte below 14."""
+    values = values.cast(pa.string())
+    if not len(values):
+        return False
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)
+    start, stop = offsets[values.offset], offsets[values.offset + len(values)]
+    if stop <= start:
+        return False
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[start:stop]
+    return bool((data == 0x5C).any() or (data < 14).any())
 
 
 def upsert_json(conn: psycopg.Connection, kind_name: str, keys: pa.Array, response_json: pa.Array, *,

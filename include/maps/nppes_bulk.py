@@ -430,7 +430,7 @@ def _spans(path: Path, chunk_bytes: int) -> list[Span]:
 
 
 def _lines_before(path: Path, offset: int) -> int:
-    """How many lines end before byte `offset` (for the line numbers of a later range's errors)."""
+    """How many lines end before byte `offset` (the line numbers of errors, on that path only)."""
     lines = 0
     with path.open("rb") as f:
         while offset > 0:
@@ -494,13 +494,13 @@ def _newline_ended(path: Path) -> bool:
 
 
 def _pieces(path: Path, start: int, stop: int, piece_bytes: int) -> Iterator[tuple[memoryview, int]]:
-    """(piece, lines of the range before it): bytes [start, stop) of `path` in pieces of about
-    `piece_bytes` that end at line ends; a range that begins the file goes without its header line."""
+    """(piece, its offset in the file): bytes [start, stop) of `path` in pieces of about `piece_bytes`
+    that end at line ends; a range that begins the file goes without its header line."""
     with path.open("rb", buffering=0) as f:
         f.seek(start)
         if start == 0:
             start = len(f.readline())
-        left, rest, lines = stop - start, b"", 0
+        left, rest, offset = stop - start, b"", start
         while left > 0 or rest:
             buf = bytearray(len(rest) + min(piece_bytes, max(left, 0)))
             buf[:len(rest)] = rest
@@ -515,9 +515,8 @@ def _pieces(path: Path, start: int, stop: int, piece_bytes: int) -> Iterator[tup
                 rest = bytes(buf[:end])
                 continue
             rest = bytes(buf[cut:end])
-            piece = memoryview(buf)[:cut]
-            yield piece, lines
-            lines += buf.count(b"\n", 0, cut)
+            yield memoryview(buf)[:cut], offset
+            offset += cut
 
 
 def _prefiltered(path: Path, names: list[str], columns: list[str], span: Span, block_size: int,
@@ -535,7 +534,7 @@ def _prefiltered(path: Path, names: list[str], columns: list[str], span: Span, b
                                                         quoted_strings_can_be_null=False)}
 
     npi_only, projected = options(columns[:1]), options(columns)
-    for piece, lines in _pieces(path, start, stop, block_size):
+    for piece, offset in _pieces(path, start, stop, block_size):
         at = None  # the piece's line of each line parsed in the second step
         try:
             _check_utf8(piece)
@@ -557,8 +556,7 @@ def _prefiltered(path: Path, names: list[str], columns: list[str], span: Span, b
             row = exc.row if isinstance(exc, _NotUtf8) else _row_number(str(exc))
             if row is not None and at is not None:
                 row = int(at[row - 1]) + 1
-            before = _lines_before(path, start) if start else 1  # the header
-            raise _malformed(path, exc, None if row is None else before + lines + row) from exc
+            raise _malformed(path, exc, None if row is None else _lines_before(path, offset) + row) from exc
         except OSError as exc:
             raise NppesBulkError(f"cannot read: {exc}", source=str(path)) from exc
 
@@ -584,6 +582,9 @@ def _check_utf8(piece: memoryview) -> None:
 
 
 def _table_batch(table: pa.Table) -> pa.RecordBatch:
+    batches = table.to_batches()
+    if len(batches) == 1:
+        return batches[0]
     return pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=table.column_names)
 
 
@@ -1371,7 +1372,8 @@ def _keep(batch: pa.RecordBatch, wanted: NpiSet, skip: NpiSet) -> tuple[pa.Recor
         if _any(later):
             replaced = npi.filter(later).to_pylist()
             mask = pc.and_(mask, pc.invert(later))
-    return (batch.filter(mask) if _any(mask) else None), replaced
+    kept = mask.true_count
+    return (batch if kept == len(batch) else batch.filter(mask) if kept else None), replaced
 
 
 def _kept_blocks(blocks: Iterator[tuple[int, pa.RecordBatch | None]], wanted: NpiSet, skip: NpiSet) -> Blocks:
