@@ -26,3 +26,25 @@ def db_conninfo(dbname: str | None = None) -> str:
     c = json.loads(os.environ["AIRFLOW_CONN_CLAIMSFLOW_DB"])
     return (f"host={c['host']} port={c['port']} dbname={dbname or c['schema']} user={c['login']} "
             f"password={c['password']}")
+
+
+def plain_copy_seconds(conn, table_name: str, columns_ddl: str, csv_path, *, header: bool = False,
+                       block: int = 1 << 22) -> tuple[float, int]:
+    """The baseline every load is compared with: a fresh UNLOGGED table (`columns_ddl`) filled by a
+    plain `COPY … FROM STDIN (FORMAT csv)` of the file, as is; dropped afterwards. (seconds, rows)"""
+    import time
+
+    conn.execute(f"DROP TABLE IF EXISTS {table_name}")
+    conn.execute(f"CREATE UNLOGGED TABLE {table_name} ({columns_ddl})")
+    conn.commit()
+    t0 = time.perf_counter()
+    with conn.cursor() as cur, open(csv_path, "rb") as f:
+        with cur.copy(f"COPY {table_name} FROM STDIN (FORMAT csv, HEADER {'true' if header else 'false'})") as copy:
+            while chunk := f.read(block):
+                copy.write(chunk)
+        rows = cur.rowcount
+    conn.commit()
+    seconds = time.perf_counter() - t0
+    conn.execute(f"DROP TABLE {table_name}")
+    conn.commit()
+    return seconds, rows

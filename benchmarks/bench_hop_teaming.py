@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "plugins")]
 
-from _machine import db_conninfo, machine_line, table  # noqa: E402
+from _machine import db_conninfo, machine_line, plain_copy_seconds, table  # noqa: E402
 
 YEAR = 2022
 
@@ -59,22 +59,11 @@ def phase_load(work: Path) -> dict:
 def phase_copy(work: Path) -> dict:
     import psycopg
 
-    csv_path = work / "edges.csv"
     with psycopg.connect(db_conninfo()) as conn:
-        conn.execute("DROP TABLE IF EXISTS public.bench_hop_copy")
-        conn.execute("CREATE UNLOGGED TABLE public.bench_hop_copy (from_npi bigint, to_npi bigint, patient_count bigint, "
-                     "transaction_count bigint, average_day_wait double precision, std_day_wait double precision)")
-        conn.commit()
-        t0 = time.perf_counter()
-        with conn.cursor() as cur, csv_path.open("rb") as f:
-            with cur.copy("COPY public.bench_hop_copy FROM STDIN (FORMAT csv, HEADER true)") as copy:
-                while chunk := f.read(1 << 20):
-                    copy.write(chunk)
-            rows = cur.rowcount
-        conn.commit()
-        seconds = time.perf_counter() - t0
-        conn.execute("DROP TABLE public.bench_hop_copy")
-        conn.commit()
+        seconds, rows = plain_copy_seconds(
+            conn, "public.bench_hop_copy", "from_npi bigint, to_npi bigint, patient_count bigint, transaction_count "
+            "bigint, average_day_wait double precision, std_day_wait double precision", work / "edges.csv", header=True,
+            block=1 << 20)
     return {"seconds": seconds, "rows": rows}
 
 

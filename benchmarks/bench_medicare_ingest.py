@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import psycopg  # noqa: E402
-from _machine import db_conninfo, machine_line, table  # noqa: E402
+from _machine import db_conninfo, machine_line, plain_copy_seconds, table  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 from include.fts_parsers.fixed_width import FwfReader, batch_to_csv  # noqa: E402
@@ -149,18 +149,7 @@ def main() -> int:
         for _ in range(repeat):  # the three timings side by side, so a busy moment hits them alike
             with psycopg.connect(db_conninfo()) as conn:
                 ingest.ensure_schema(conn)
-                conn.execute("DROP TABLE IF EXISTS bench_raw_copy")
-                conn.execute(f"CREATE UNLOGGED TABLE bench_raw_copy ({ddl})")
-                conn.commit()
-                t0 = time.perf_counter()
-                with conn.cursor() as cur, cur.copy("COPY bench_raw_copy FROM STDIN (FORMAT csv)") as copy:
-                    with csv_path.open("rb") as f:
-                        while block := f.read(1 << 22):
-                            copy.write(block)
-                conn.commit()
-                copy_runs.append(time.perf_counter() - t0)
-                conn.execute("DROP TABLE bench_raw_copy")
-                conn.commit()
+                copy_runs.append(plain_copy_seconds(conn, "bench_raw_copy", ddl, csv_path)[0])
                 like_runs.append(like_for_like(conn, fts_file, layout, texts))
             proc = subprocess.run([sys.executable, __file__, "--child", str(folder)], capture_output=True, text=True,
                                   env=os.environ, check=True)
