@@ -20,7 +20,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import psycopg
@@ -61,36 +64,41 @@ def _plan(view: list[tuple[str, pa.DataType]], edge_columns: set[str], npi_colum
     return plan
 
 
-def _copy_csv(conn: psycopg.Connection, query: sql.Composable, sink) -> None:
-    with conn.cursor() as cur, cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy:
-        for data in copy:
-            sink.write(data)
-
-
-def _read_npis(conn: psycopg.Connection, year: int, columns: list[str], types: dict[str, pa.DataType]) -> pa.Table:
-    """The year's NPI facts (`npi` first), sorted by NPI."""
+@contextmanager
+def _copy_out(conn: psycopg.Connection, query: sql.Composable) -> Iterator[BinaryIO]:
+    """A readable stream of `COPY (query) TO STDOUT (FORMAT csv)`, fed by a thread through a pipe so
+    pyarrow parses while PostgreSQL sends. A failed COPY is raised after the stream ends (what was read
+    is then not to be used); a reader that stops early closes the pipe, which ends the COPY."""
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
 
     def produce() -> None:
         try:
-            with os.fdopen(write_fd, "wb") as sink:
-                _copy_csv(conn, sql.SQL("SELECT {} FROM hop.npis WHERE year = {} ORDER BY npi").format(
-                    sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Literal(int(year))), sink)
+            with os.fdopen(write_fd, "wb") as sink, conn.cursor() as cur, \
+                    cur.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(query)) as copy:
+                for data in copy:
+                    sink.write(data)
         except BaseException as exc:
             failure.append(exc)
 
-    producer = threading.Thread(target=produce, name="hop-export-npis", daemon=True)
+    producer = threading.Thread(target=produce, name="hop-export-copy", daemon=True)
     producer.start()
     try:
         with os.fdopen(read_fd, "rb") as source:
-            table = pacsv.read_csv(source, read_options=pacsv.ReadOptions(column_names=columns),
-                                   convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True))
+            yield source
     finally:
         producer.join()
     if failure:
         raise failure[0]
-    return table
+
+
+def _read_npis(conn: psycopg.Connection, year: int, columns: list[str], types: dict[str, pa.DataType]) -> pa.Table:
+    """The year's NPI facts (`npi` first), sorted by NPI."""
+    query = sql.SQL("SELECT {} FROM hop.npis WHERE year = {} ORDER BY npi").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Literal(int(year)))
+    with _copy_out(conn, query) as source:
+        return pacsv.read_csv(source, read_options=pacsv.ReadOptions(column_names=columns),
+                              convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True))
 
 
 def edges_parquet(conn: psycopg.Connection, year: int, out_dir: Path) -> Path:
@@ -131,18 +139,6 @@ def edges_parquet(conn: psycopg.Connection, year: int, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"edges_enriched_{y}.parquet"
     tmp = target.with_name(f".{target.name}.partial")
-    read_fd, write_fd = os.pipe()
-    failure: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            with os.fdopen(write_fd, "wb") as sink:
-                # the scan starts at block 0 (see the module docstring: the row order)
-                conn.execute("SET LOCAL synchronize_seqscans = off")
-                _copy_csv(conn, sql.SQL("SELECT {} FROM hop.edges WHERE year = {}").format(
-                    sql.SQL(", ").join(map(sql.Identifier, wanted_edges)), sql.Literal(y)), sink)
-        except BaseException as exc:
-            failure.append(exc)
 
     def positions(batch: pa.RecordBatch, side: str) -> pa.Array:
         at = index.get_indexer(batch.column(f"{side}_npi").to_numpy(zero_copy_only=False))
@@ -151,10 +147,11 @@ def edges_parquet(conn: psycopg.Connection, year: int, out_dir: Path) -> Path:
                                   source="hop.edges")
         return pa.array(at)
 
-    producer = threading.Thread(target=produce, name="hop-export-edges", daemon=True)
-    producer.start()
+    conn.execute("SET LOCAL synchronize_seqscans = off")  # the scan starts at block 0: see the row order above
+    query = sql.SQL("SELECT {} FROM hop.edges WHERE year = {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, wanted_edges)), sql.Literal(y))
     try:
-        with os.fdopen(read_fd, "rb") as source:
+        with _copy_out(conn, query) as source:
             reader = pacsv.open_csv(
                 source,
                 read_options=pacsv.ReadOptions(column_names=wanted_edges, block_size=8 << 20),
@@ -176,11 +173,6 @@ def edges_parquet(conn: psycopg.Connection, year: int, out_dir: Path) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    finally:
-        producer.join()
-    if failure:
-        tmp.unlink(missing_ok=True)
-        raise failure[0]
     conn.commit()
     os.replace(tmp, target)
     return target
