@@ -28,7 +28,6 @@ from typing import BinaryIO
 import pandas as pd
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from psycopg import sql
@@ -92,13 +91,36 @@ def _copy_out(conn: psycopg.Connection, query: sql.Composable) -> Iterator[Binar
         raise failure[0]
 
 
+# NPI facts with a value per provider: kept as plain strings. Every other text fact (entity type, state,
+# zip, taxonomy and its NUCC names, ...) has few distinct values and is read dictionary-encoded: each
+# edge then takes a small integer instead of a copy of the text, and a year's ~9M NPIs fit in a
+# fraction of the memory (parquet stores both forms as the same strings).
+PER_PROVIDER_FACTS = frozenset({"name"})
+
+
 def _read_npis(conn: psycopg.Connection, year: int, columns: list[str], types: dict[str, pa.DataType]) -> pa.Table:
-    """The year's NPI facts (`npi` first), sorted by NPI."""
+    """The year's NPI facts (`npi` first), sorted by NPI, the text facts other than PER_PROVIDER_FACTS
+    dictionary-encoded as they are read (one dictionary per column)."""
     query = sql.SQL("SELECT {} FROM hop.npis WHERE year = {} ORDER BY npi").format(
         sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Literal(int(year)))
+    read_types = {c: pa.dictionary(pa.int32(), t) if pa.types.is_string(t) and c not in PER_PROVIDER_FACTS else t
+                  for c, t in types.items()}
+    # Streamed block by block (the whole-file reader holds all of COPY's text until it is done).
     with _copy_out(conn, query) as source:
-        return pacsv.read_csv(source, read_options=pacsv.ReadOptions(column_names=columns),
-                              convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True))
+        reader = pacsv.open_csv(source, read_options=pacsv.ReadOptions(column_names=columns, block_size=16 << 20),
+                                convert_options=pacsv.ConvertOptions(column_types=read_types, strings_can_be_null=True))
+        table = pa.Table.from_batches(list(reader), schema=reader.schema)
+    # One column at a time into one array (each block has its own dictionary): the blocks' buffers of
+    # a column are released before the next is copied, so the peak is the table plus one column.
+    columns_out = {}
+    for name in table.column_names:
+        column = table.column(name)
+        table = table.drop_columns([name])
+        if pa.types.is_dictionary(column.type):
+            column = column.unify_dictionaries()
+        columns_out[name] = column.combine_chunks()
+        del column
+    return pa.table(columns_out)
 
 
 def edges_parquet(conn: psycopg.Connection, year: int, out_dir: Path) -> Path:
@@ -124,15 +146,9 @@ def edges_parquet(conn: psycopg.Connection, year: int, out_dir: Path) -> Path:
             fact_types[c] = types[f"{kind}_{c}"]
     npis = _read_npis(conn, y, ["npi", *facts], fact_types)
     index = pd.Index(npis.column("npi").to_numpy())  # a hash lookup: NPI -> row
-    # A text fact with few distinct values (state, taxonomy, classification, ...) is dictionary-encoded
-    # once: each edge then takes a small integer instead of copying the text (parquet stores both
-    # forms as the same strings; pyarrow reads them back as dictionary columns).
-    fact_arrays = {}
-    for c in facts:
-        column = npis.column(c).combine_chunks()
-        if pa.types.is_string(column.type) and len(column) and pc.count_distinct(column).as_py() <= len(column) // 4:
-            column = pc.dictionary_encode(column)
-        fact_arrays[c] = column
+    fact_arrays = {c: npis.column(c).chunk(0) if npis.column(c).num_chunks else pa.array([], npis.column(c).type)
+                   for c in facts}
+    del npis
     schema = pa.schema([(name, fact_arrays[c].type if kind in SIDES else t)
                         for (kind, c), (name, t) in zip(plan, view, strict=True)])
 

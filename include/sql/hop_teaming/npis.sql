@@ -1,5 +1,5 @@
 -- The year's NPIs with what the checks and the enrichment need: the check digit (computed in Python),
--- the NPPES facts of the newest bundle that has the NPI (facts loaded as text by COPY), the NUCC
+-- the NPPES facts of the newest bundle that has the NPI (loaded by COPY; dates parsed in Python), the NUCC
 -- grouping / classification / specialization of its primary taxonomy and its role for the referral
 -- rules, its Medicaid spending totals.
 CREATE TABLE {schema}.{npis} AS
@@ -16,14 +16,12 @@ SELECT {year}::integer AS year, l.npi, l.luhn_valid,
        -- gets the role of empty names
        coalesce(t.role_index, (SELECT {role} FROM (SELECT NULL::text AS grouping, NULL::text AS classification,
                                                           NULL::text AS specialization) t)) AS role_index,
-       CASE WHEN f.enumeration_date ~ '^\d{2}/\d{2}/\d{4}$' THEN to_date(f.enumeration_date, 'MM/DD/YYYY') END AS enumeration_date,
-       CASE WHEN f.deactivation_date ~ '^\d{2}/\d{2}/\d{4}$' THEN to_date(f.deactivation_date, 'MM/DD/YYYY') END AS deactivation_date,
-       CASE WHEN f.reactivation_date ~ '^\d{2}/\d{2}/\d{4}$' THEN to_date(f.reactivation_date, 'MM/DD/YYYY') END AS reactivation_date,
+       f.enumeration_date, f.deactivation_date, f.reactivation_date,
        false AS inactive_in_year,
        sb.claims AS billing_claims, sb.beneficiaries AS billing_beneficiaries, sb.paid AS billing_paid,
        ss.claims AS servicing_claims, ss.beneficiaries AS servicing_beneficiaries, ss.paid AS servicing_paid
   FROM {schema}.{npi_list} l
-  LEFT JOIN {schema}.{facts} f ON f.npi = l.npi::text
+  LEFT JOIN {schema}.{facts} f ON f.npi = l.npi
   LEFT JOIN (SELECT t.*, {role} AS role_index FROM hop.nucc_taxonomy t) t ON t.code = nullif(f.taxonomy, '')
   LEFT JOIN hop.npi_spending sb ON sb.npi = l.npi::text AND sb.role = 'billing'
   LEFT JOIN hop.npi_spending ss ON ss.npi = l.npi::text AND ss.role = 'servicing';

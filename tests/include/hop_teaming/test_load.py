@@ -102,6 +102,18 @@ def test_check_digits_match_the_reference_implementation():
     assert luhn_valid(npis).tolist() == [is_valid_npi(str(n)) for n in npis.tolist()]
 
 
+def test_nppes_dates_are_parsed_and_a_malformed_one_is_null():
+    import datetime
+
+    import pyarrow as pa
+
+    from include.hop_teaming.enrich import _date
+
+    parsed = _date(pa.array(["05/23/2005", "", "13/45/2020", "2020-01-01", None, "12/31/1999"]))
+    assert parsed.type == pa.date32()
+    assert parsed.to_pylist() == [datetime.date(2005, 5, 23), None, None, None, None, datetime.date(1999, 12, 31)]
+
+
 def test_deactivated_weekly_superseded_and_negative_rows_are_flagged(hop_pg, tmp_path):
     """Checks the sandbox does not plant: an NPI deactivated before the year (and one reactivated since,
     which stays), a weekly NPPES row replacing the monthly one, a negative value; with the primary
