@@ -320,3 +320,10 @@ def publish_year(conn: psycopg.Connection, year: int, *, source_file: str, zip_p
     for key in ("raw", "rejects", "lines", "npi_list", "facts", "flagged", "dq"):
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(BUILD, n[key])))
     conn.commit()
+    # Autovacuum never analyses a partitioned table, and the planner estimates joins through the parents
+    # (hop.edges_enriched joins hop.edges to hop.npis) from the parents' own statistics: without them a
+    # year's join is planned as ~10^12 rows of nested loops. A sample across the partitions, after the
+    # swap so that its locks are not held for it.
+    for parent in PUBLISHED.values():
+        conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier("hop", parent)))
+    conn.commit()
