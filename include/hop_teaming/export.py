@@ -96,6 +96,9 @@ def _copy_out(conn: psycopg.Connection, query: sql.Composable) -> Iterator[Binar
 # edge then takes a small integer instead of a copy of the text, and a year's ~9M NPIs fit in a
 # fraction of the memory (parquet stores both forms as the same strings).
 PER_PROVIDER_FACTS = frozenset({"name"})
+# CSV blocks parsed at a time (the tests make them tiny, so that a small year spans many blocks).
+NPI_BLOCK_BYTES = 16 << 20
+EDGE_BLOCK_BYTES = 8 << 20
 
 
 def _read_npis(conn: psycopg.Connection, year: int, columns: list[str], types: dict[str, pa.DataType]) -> pa.Table:
@@ -107,7 +110,7 @@ def _read_npis(conn: psycopg.Connection, year: int, columns: list[str], types: d
                   for c, t in types.items()}
     # Streamed block by block (the whole-file reader holds all of COPY's text until it is done).
     with _copy_out(conn, query) as source:
-        reader = pacsv.open_csv(source, read_options=pacsv.ReadOptions(column_names=columns, block_size=16 << 20),
+        reader = pacsv.open_csv(source, read_options=pacsv.ReadOptions(column_names=columns, block_size=NPI_BLOCK_BYTES),
                                 convert_options=pacsv.ConvertOptions(column_types=read_types, strings_can_be_null=True))
         table = pa.Table.from_batches(list(reader), schema=reader.schema)
     # One column at a time into one array (each block has its own dictionary): the blocks' buffers of
@@ -170,7 +173,7 @@ def edges_parquet(conn: psycopg.Connection, year: int, out_dir: Path) -> Path:
         with _copy_out(conn, query) as source:
             reader = pacsv.open_csv(
                 source,
-                read_options=pacsv.ReadOptions(column_names=wanted_edges, block_size=8 << 20),
+                read_options=pacsv.ReadOptions(column_names=wanted_edges, block_size=EDGE_BLOCK_BYTES),
                 convert_options=pacsv.ConvertOptions(column_types={c: types.get(c, pa.int64()) for c in wanted_edges},
                                                      strings_can_be_null=True),
             )

@@ -12,7 +12,7 @@ import pytest
 from psycopg import sql
 
 from claimsflow_airflow.local_run import run_dag, task_states
-from include.hop_teaming import referral
+from include.hop_teaming import export, referral
 from include.sandbox.core import Manifest
 
 CHECKS = {"cruft": "CRUFT NPI", "invalid": "INVALID NPI", "not_in_nppes": "NPI NOT IN NPPES",
@@ -50,7 +50,11 @@ def digest(pg, table: str, year: int) -> str:
     return value
 
 
-def test_every_year_checked_enriched_and_published(dagbag, downloaded, tiny_sandbox, pg):
+def test_every_year_checked_enriched_and_published(dagbag, downloaded, tiny_sandbox, pg, monkeypatch):
+    # tiny CSV blocks: the export reads a small year in many blocks, each with its own dictionaries,
+    # as it reads a real year (the parquet is compared with the view below)
+    monkeypatch.setattr(export, "NPI_BLOCK_BYTES", 2048)
+    monkeypatch.setattr(export, "EDGE_BLOCK_BYTES", 4096)
     manifest = Manifest.read(tiny_sandbox)
     years = manifest.counts["hop.years"]
     dag = dagbag.get_dag("claimsflow_hop_teaming")
