@@ -271,6 +271,10 @@ def report(r: dict, edges: int) -> None:
     export_s = r["export"]["seconds"] if "export" in r else dag_tasks.get("publish", float("nan"))
     source = {"enrich": "own phase" if "enrich" in r else "the DAG's tasks", "export": "own phase" if "export" in r
               else "the DAG's publish task (swap + export)"}
+
+    def own_rss(phase: str) -> str:  # a skipped phase's memory is in the DAG's
+        return rss_cell(r[phase]) if phase in r else "(DAG)"
+
     duck = r["duckdb"]
     rows = [
         ("load: zip -> table, checks", f"{r['load']['seconds']:.1f}", f"{r['load']['rows'] / r['load']['seconds']:,.0f}/s",
@@ -278,11 +282,11 @@ def report(r: dict, edges: int) -> None:
         ("plain COPY of the CSV", f"{r['copy']['seconds']:.1f}", f"{r['copy']['rows'] / r['copy']['seconds']:,.0f}/s",
          rss_cell(r['copy'])),
         ("NPI facts (npis: NPPES, NUCC, spending)", f"{npis_s:.1f}", source["enrich"],
-         rss_cell(r['enrich']) if "enrich" in r else "(DAG)"),
+         own_rss("enrich")),
         ("checks, reverse edges, score, summary, keys", f"{checks_s:.1f}", source["enrich"],
-         rss_cell(r['enrich']) if "enrich" in r else "(DAG)"),
+         own_rss("enrich")),
         ("hop.edges_enriched -> parquet (the join)", f"{export_s:.1f}", source["export"],
-         rss_cell(r['export']) if "export" in r else "(DAG)"),
+         own_rss("export")),
         ("DuckDB: NPPES/NUCC facts, join, parquet", f"{duck['seconds']:.1f}",
          f"facts {duck.get('facts_seconds', float('nan')):.1f}s; {duck['rows']:,} rows", rss_cell(duck)),
         ("whole DAG (dag.test)", f"{r['dag']['seconds']:.1f}",
@@ -320,9 +324,9 @@ def main() -> int:
     parser.add_argument("--keep", help="work folder to keep (default: a temporary one)")
     parser.add_argument("--reuse", action="store_true",
                         help="with --keep: use the data generated there by an earlier run (same sizes)")
-    parser.add_argument("--skip", default="", help="comma-separated optional phases not to run on their own: enrich, "
-                        "export (their figures then come from the DAG's npis / check_and_enrich / publish tasks, "
-                        "which do the same work; saves about a third of the run at full size)")
+    parser.add_argument("--skip", default="", help="comma-separated optional phases not to run: enrich, export "
+                        "(their figures then come from the DAG's npis / check_and_enrich / publish tasks, which do "
+                        "the same work; saves about a third of the run at full size), pg_floor")
     parser.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()

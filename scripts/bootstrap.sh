@@ -141,20 +141,19 @@ step_postgres_managed() {
     restart=1
   fi
 
+  # pg_ctl start and restart: the same server options and log
+  pg_ctl_run() { as_postgres "$bin/pg_ctl" -D "$data" -l "$pgroot/server.log" -w -t 60 \
+    -o "-p $port -k $pgroot/run -c listen_addresses=127.0.0.1" "$@" >/dev/null; }
   if as_postgres "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     if [ -n "$restart" ]; then
       log "restarting PostgreSQL on 127.0.0.1:$port for the new settings in $conf"
-      as_postgres "$bin/pg_ctl" -D "$data" -l "$pgroot/server.log" -w -t 60 -m fast \
-        -o "-p $port -k $pgroot/run -c listen_addresses=127.0.0.1" restart >/dev/null \
-        || die "PostgreSQL did not restart; see $pgroot/server.log"
+      pg_ctl_run -m fast restart || die "PostgreSQL did not restart; see $pgroot/server.log"
     fi
     log "PostgreSQL running on 127.0.0.1:$port"
   else
     port_free "$port" || die "port $port is taken by another server: set CLAIMSFLOW_PG_PORT or free it (rm $LOCAL/pg-port to pick anew)"
     log "starting PostgreSQL on 127.0.0.1:$port"
-    as_postgres "$bin/pg_ctl" -D "$data" -l "$pgroot/server.log" -w -t 60 \
-      -o "-p $port -k $pgroot/run -c listen_addresses=127.0.0.1" start >/dev/null \
-      || die "PostgreSQL did not start; see $pgroot/server.log"
+    pg_ctl_run start || die "PostgreSQL did not start; see $pgroot/server.log"
   fi
   local supw
   supw="$(cat "$LOCAL/pg-superuser.password")"

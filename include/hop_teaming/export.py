@@ -122,7 +122,6 @@ def _read_npis(conn: psycopg.Connection, year: int, columns: list[str], types: d
         if pa.types.is_dictionary(column.type):
             column = column.unify_dictionaries()
         columns_out[name] = column.combine_chunks()
-        del column
     return pa.table(columns_out)
 
 
@@ -149,8 +148,7 @@ def edges_parquet(conn: psycopg.Connection, year: int, out_dir: Path) -> Path:
             fact_types[c] = types[f"{kind}_{c}"]
     npis = _read_npis(conn, y, ["npi", *facts], fact_types)
     index = pd.Index(npis.column("npi").to_numpy())  # a hash lookup: NPI -> row
-    fact_arrays = {c: npis.column(c).chunk(0) if npis.column(c).num_chunks else pa.array([], npis.column(c).type)
-                   for c in facts}
+    fact_arrays = {c: npis.column(c).chunk(0) for c in facts}  # _read_npis combined each column into one chunk
     del npis
     schema = pa.schema([(name, fact_arrays[c].type if kind in SIDES else t)
                         for (kind, c), (name, t) in zip(plan, view, strict=True)])
